@@ -1,0 +1,328 @@
+"""Label sets: Label Studio exports in, versioned JSONL label sets out.
+
+A label set lives in ``labels/`` as ``<name>-v<N>.jsonl`` files, one
+:class:`~annotate.schemas.LabeledSentence` per line, listed in
+``labels/manifest.json``. A new version is written only when the content
+changes; old versions are never overwritten, so no annotation is lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from ._io import atomic_write, dumps_line, read_jsonl
+from .errors import DatasetError, InputError, SchemaError
+from .labels import LABELS
+from .schemas import AnnotatorChoice, LabeledSentence
+from .segment import detect_lang
+
+MANIFEST = "manifest.json"
+_VERSIONED_FILE = re.compile(r"^(?P<name>.+)-v(?P<version>\d+)\.jsonl$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
+
+
+class ImportReport(BaseModel):
+    """What importing an export did to the label set."""
+
+    name: str
+    file: str | None = None
+    version: int
+    changed: bool
+    tasks: int
+    rows: int
+    skipped_cancelled: int
+    without_annotations: int
+    disagreements: int
+    ties: int
+    new: int
+    updated: int
+    removed: int
+
+
+# --- reading Label Studio exports -------------------------------------------------
+
+
+def read_export(path: Path) -> list[dict[str, Any]]:
+    """Read a Label Studio JSON or JSON_MIN export file (a JSON array of tasks)."""
+    try:
+        raw = Path(path).read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", path=path) from e
+    if not raw.strip():
+        raise InputError("empty file: expected a Label Studio JSON export", path=path)
+    try:
+        payload = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        line = raw[: e.pos].count(b"\n") + 1
+        raise InputError(f"not valid JSON ({str(e).split(':')[0]})", path=path, line=line) from e
+    if not isinstance(payload, list) or not all(isinstance(task, dict) for task in payload):
+        raise InputError("expected a JSON array of tasks (Label Studio's JSON or JSON_MIN export)", path=path)
+    return payload
+
+
+def _annotator(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("email") or value.get("username") or value.get("id"))
+    return f"user:{value}" if isinstance(value, int) else str(value)
+
+
+def _choices(result: Iterable[dict[str, Any]], where: str) -> list[str]:
+    chosen: list[str] = []
+    for region in result:
+        if region.get("type") != "choices":
+            continue
+        chosen.extend(region.get("value", {}).get("choices", []))
+    return _checked(chosen, where)
+
+
+def _checked(chosen: Sequence[Any], where: str) -> list[str]:
+    for label in chosen:
+        if label not in LABELS:
+            raise InputError(f"{where}: unknown label {label!r} (expected one of {', '.join(LABELS)})")
+    return [label for label in LABELS if label in chosen]
+
+
+def _min_choices(value: Any, where: str) -> list[str]:
+    # JSON_MIN writes one choice as a string and several as {"choices": [...]}.
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return _checked([value], where)
+    if isinstance(value, dict):
+        return _checked(value.get("choices", []), where)
+    if isinstance(value, list):
+        return _checked(value, where)
+    raise InputError(f"{where}: cannot read choices from {type(value).__name__}")
+
+
+def _decide(votes: list[tuple[str, list[str], bool, str]]) -> tuple[dict[str, int], str, bool]:
+    """Final labels from ``(annotator, labels, ground_truth, updated_at)`` votes.
+
+    A ground-truth annotation wins; otherwise each label goes by majority, and
+    a tie goes to the most recently updated annotation (reported as ``tie``).
+    """
+    ground_truth = [labels for _, labels, is_truth, _ in votes if is_truth]
+    if ground_truth:
+        return {label: int(label in ground_truth[-1]) for label in LABELS}, "ground_truth", False
+    if len(votes) == 1:
+        return {label: int(label in votes[0][1]) for label in LABELS}, "single", False
+    latest = max(votes, key=lambda vote: vote[3])[1]
+    final: dict[str, int] = {}
+    tie = False
+    for label in LABELS:
+        yes = sum(label in labels for _, labels, _, _ in votes)
+        if yes * 2 == len(votes):
+            tie = True
+            final[label] = int(label in latest)
+        else:
+            final[label] = int(yes * 2 > len(votes))
+    agree = len({tuple(labels) for _, labels, _, _ in votes}) == 1
+    return final, "unanimous" if agree else "tie" if tie else "majority", not agree
+
+
+def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export") -> tuple[list[LabeledSentence], Counter[str]]:
+    """Turn an export's tasks into label-set rows, with counts of what was left out."""
+    counts: Counter[str] = Counter()
+    grouped: dict[str, tuple[dict[str, Any], list[tuple[str, list[str], bool, str]]]] = {}
+    for position, task in enumerate(payload, start=1):
+        counts["tasks"] += 1
+        where = f"{origin}: task #{position} (id {task.get('id')})"
+        if "data" in task or "annotations" in task:
+            data = task.get("data") or {}
+            votes = []
+            latest_by_annotator: dict[str, tuple[str, list[str], bool, str]] = {}
+            for annotation in task.get("annotations") or []:
+                if annotation.get("was_cancelled"):
+                    counts["skipped_cancelled"] += 1
+                    continue
+                annotator = _annotator(annotation.get("completed_by"))
+                vote = (annotator, _choices(annotation.get("result") or [], where), bool(annotation.get("ground_truth")), str(annotation.get("updated_at") or annotation.get("created_at") or ""))
+                previous = latest_by_annotator.get(annotator)
+                if previous is None or vote[3] >= previous[3]:
+                    latest_by_annotator[annotator] = vote
+            votes = list(latest_by_annotator.values())
+        else:  # JSON_MIN: the task's data fields at top level, one row per annotation
+            data = task
+            if "annotator" not in task and "annotation_id" not in task:
+                votes = []
+            else:
+                votes = [(_annotator(task.get("annotator")), _min_choices(task.get("labels"), where), False, str(task.get("updated_at") or ""))]
+        text = data.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise InputError(f"{where}: task has no 'text' in its data")
+        key = str(data.get("sentence_id") or f"ls-task-{task.get('id', position)}")
+        if key in grouped:
+            grouped[key][1].extend(votes)
+        else:
+            grouped[key] = (data, votes)
+    rows = []
+    for key, (data, votes) in grouped.items():
+        if not votes:
+            counts["without_annotations"] += 1
+            continue
+        final, decision, disagreed = _decide(votes)
+        counts["disagreements"] += disagreed
+        counts["ties"] += decision == "tie"
+        rows.append(
+            LabeledSentence(
+                sentence_id=key,
+                article_id=str(data.get("article_id") or key),
+                text=data["text"],
+                lang=data.get("lang") if data.get("lang") in ("en", "zh") else detect_lang(data["text"]),
+                title=str(data.get("title") or ""),
+                source=str(data.get("source") or ""),
+                paragraph=int(data.get("paragraph") or 1),
+                annotations=[AnnotatorChoice(annotator=annotator, labels=labels) for annotator, labels, _, _ in votes],
+                decision=decision,  # type: ignore[arg-type]
+                **final,  # type: ignore[arg-type]
+            )
+        )
+    return rows, counts
+
+
+# --- versioned label sets ----------------------------------------------------------
+
+
+def _manifest(labels_dir: Path) -> dict[str, Any]:
+    path = labels_dir / MANIFEST
+    if not path.exists():
+        return {"sets": {}}
+    try:
+        manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise DatasetError(f"{path}: cannot read the label-set manifest ({e})") from e
+    return manifest
+
+
+def rows_sha256(rows: Iterable[LabeledSentence]) -> str:
+    """Content hash of a label set: same sentences and labels, same hash."""
+    digest = hashlib.sha256()
+    for row in sorted(rows, key=lambda r: r.sentence_id):
+        digest.update(dumps_line({"id": row.sentence_id, "text": row.text, "labels": row.labels}))
+    return digest.hexdigest()
+
+
+def write_label_set(rows: Sequence[LabeledSentence], *, labels_dir: Path, name: str, origin: str) -> tuple[Path | None, int]:
+    """Write ``rows`` as the next version of set ``name``; no new file when nothing changed."""
+    if not _NAME.match(name):
+        raise InputError(f"label-set name {name!r} must be letters, digits, '_' or '.'")
+    labels_dir = Path(labels_dir)
+    manifest = _manifest(labels_dir)
+    versions = manifest["sets"].setdefault(name, [])
+    sha = rows_sha256(rows)
+    if versions and versions[-1]["sha256"] == sha:
+        return None, int(versions[-1]["version"])
+    version = int(versions[-1]["version"]) + 1 if versions else 1
+    path = labels_dir / f"{name}-v{version}.jsonl"
+    with atomic_write(path, mode="wb") as handle:
+        for row in sorted(rows, key=lambda r: (r.article_id, r.paragraph, r.sentence_id)):
+            handle.write(dumps_line(row.model_dump()))
+    versions.append(
+        {
+            "version": version,
+            "file": path.name,
+            "sha256": sha,
+            "rows": len(rows),
+            "label_counts": {label: sum(getattr(r, label) for r in rows) for label in LABELS},
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "origin": origin,
+        }
+    )
+    with atomic_write(labels_dir / MANIFEST) as handle:
+        handle.write(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+    return path, version
+
+
+def latest_version(labels_dir: Path, name: str) -> Path | None:
+    versions = _manifest(Path(labels_dir))["sets"].get(name) or []
+    return Path(labels_dir) / versions[-1]["file"] if versions else None
+
+
+def import_export(payload: list[dict[str, Any]], *, labels_dir: Path, name: str = "studio", origin: str = "export") -> ImportReport:
+    """Turn a Label Studio export into the next version of label set ``name``."""
+    rows, counts = labeled_from_export(payload, origin=origin)
+    previous_path = latest_version(labels_dir, name)
+    previous = {row.sentence_id: row for row in read_label_file(previous_path)} if previous_path else {}
+    path, version = write_label_set(rows, labels_dir=labels_dir, name=name, origin=origin)
+    current = {row.sentence_id: row for row in rows}
+    return ImportReport(
+        name=name,
+        file=str(path) if path else None,
+        version=version,
+        changed=path is not None,
+        tasks=counts["tasks"],
+        rows=len(rows),
+        skipped_cancelled=counts["skipped_cancelled"],
+        without_annotations=counts["without_annotations"],
+        disagreements=counts["disagreements"],
+        ties=counts["ties"],
+        new=len(current.keys() - previous.keys()),
+        removed=len(previous.keys() - current.keys()),
+        updated=sum(
+            1
+            for key in current.keys() & previous.keys()
+            if current[key].labels != previous[key].labels or current[key].annotations != previous[key].annotations
+        ),
+    )
+
+
+def read_label_file(path: Path) -> list[LabeledSentence]:
+    """Read one label-set JSONL file, refusing unknown fields, labels and duplicate ids."""
+    rows: list[LabeledSentence] = []
+    seen: dict[str, int] = {}
+    for line, record in read_jsonl(path):
+        try:
+            row = LabeledSentence.model_validate(record)
+        except ValidationError as e:
+            error = e.errors()[0]
+            field = ".".join(str(part) for part in error["loc"])
+            raise SchemaError(f"{field}: {error['msg']}", path=path, line=line) from e
+        if row.sentence_id in seen:
+            raise SchemaError(f"duplicate sentence_id {row.sentence_id!r} (first on line {seen[row.sentence_id]})", path=path, line=line)
+        seen[row.sentence_id] = line
+        rows.append(row)
+    return rows
+
+
+def label_set_files(labels_dir: Path) -> list[Path]:
+    """The newest version of every set in ``labels_dir``, oldest set first."""
+    labels_dir = Path(labels_dir)
+    sets = _manifest(labels_dir)["sets"]
+    if sets:
+        newest = [versions[-1] for versions in sets.values() if versions]
+        return [labels_dir / entry["file"] for entry in sorted(newest, key=lambda entry: entry["created"])]
+    by_name: dict[str, tuple[int, Path]] = {}
+    for path in sorted(labels_dir.glob("*.jsonl")):
+        match = _VERSIONED_FILE.match(path.name)
+        name, version = (match["name"], int(match["version"])) if match else (path.stem, 0)
+        if name not in by_name or version > by_name[name][0]:
+            by_name[name] = (version, path)
+    return [path for _, path in sorted(by_name.values(), key=lambda item: item[1].name)]
+
+
+def load_labels(path: Path) -> list[LabeledSentence]:
+    """Rows of a label-set file, or of the newest version of every set in a folder.
+
+    A sentence in several sets keeps the row of the most recently created set.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError("no such file or directory", path=path)
+    files = label_set_files(path) if path.is_dir() else [path]
+    if not files:
+        raise DatasetError(f"{path}: no label set found (expected <name>-v<N>.jsonl files)")
+    merged: dict[str, LabeledSentence] = {}
+    for file in files:
+        for row in read_label_file(file):
+            merged[row.sentence_id] = row
+    return list(merged.values())

@@ -1,0 +1,210 @@
+"""Read articles from text, Markdown, HTML, JSONL and CSV files.
+
+Every reader yields :class:`~annotate.schemas.Article` objects; bad input
+raises :class:`~annotate.errors.InputError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from .errors import InputError, SchemaError
+from .schemas import Article
+
+TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
+HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
+JSONL_SUFFIXES = {".jsonl", ".ndjson"}
+CSV_SUFFIXES = {".csv"}
+SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
+ARTICLE_FIELDS = ("id", "title", "url", "date", "text")
+# Non-UTF-8 encodings we claim to read; limiting the detector to these keeps
+# it from guessing exotic code pages for short Chinese texts.
+FALLBACK_ENCODINGS = ["gb18030", "big5", "utf_16", "cp1252"]
+_MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
+
+
+def read_articles(paths: Iterable[Path | str]) -> Iterator[Article]:
+    """Yield the articles in ``paths``: files, directories (recursively) or ``-`` for stdin."""
+    for path in paths:
+        if str(path) == "-":
+            yield from _read_stdin()
+            continue
+        path = Path(path)
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in SUPPORTED_SUFFIXES)
+            for file in files:
+                yield from read_file(file)
+        elif path.exists():
+            yield from read_file(path)
+        else:
+            raise InputError("no such file or directory", path=path)
+
+
+def read_file(path: Path) -> Iterator[Article]:
+    """Yield the articles of one file, chosen by its suffix."""
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_SUFFIXES:
+        raise InputError(f"unsupported file type {suffix or '(none)'}; use .txt, .md, .html, .jsonl or .csv", path=path)
+    try:
+        data = path.read_bytes()
+    except OSError as e:
+        raise InputError(f"cannot read ({e.strerror})", path=path) from e
+    yield from _parse(data, kind=_kind(suffix), name=str(path))
+
+
+def _kind(suffix: str) -> str:
+    if suffix in HTML_SUFFIXES:
+        return "html"
+    if suffix in JSONL_SUFFIXES:
+        return "jsonl"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
+    return "text"
+
+
+def _read_stdin() -> Iterator[Article]:
+    data = sys.stdin.buffer.read()
+    head = data.lstrip()[:1]
+    kind = "jsonl" if head == b"{" else "html" if head == b"<" else "text"
+    yield from _parse(data, kind=kind, name="<stdin>")
+
+
+def _parse(data: bytes, *, kind: str, name: str) -> Iterator[Article]:
+    text = decode(data, name=name)
+    if not text.strip():
+        raise InputError("empty file: no text to read", path=name)
+    if kind == "html":
+        yield article_from_html(text, source=name)
+    elif kind == "jsonl":
+        yield from _articles_from_jsonl(text, name)
+    elif kind == "csv":
+        yield from _articles_from_csv(text, name)
+    else:
+        yield article_from_text(text, source=name)
+
+
+def decode(data: bytes, *, name: str = "<bytes>") -> str:
+    """Decode UTF-8, GB18030/GBK, Big5, UTF-16 or cp1252 bytes; refuse binary data."""
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    if b"\x00" in data[:8192]:
+        raise InputError("binary file, not text", path=name)
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        pass
+    import charset_normalizer  # imported here: only non-UTF-8 input pays for it
+
+    best = charset_normalizer.from_bytes(data, cp_isolation=FALLBACK_ENCODINGS).best()
+    if best is None:
+        raise InputError("cannot detect the text encoding; save the file as UTF-8", path=name)
+    return str(best)
+
+
+def article_id_for(*, explicit: str = "", url: str = "", text: str = "") -> str:
+    """A stable article id: the given id, else a hash of the URL, else of the text."""
+    if explicit:
+        return explicit
+    basis = url if url else " ".join(text.split())
+    prefix = "u" if url else "a"
+    return prefix + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:12]
+
+
+def article_from_text(
+    text: str, *, source: str = "", title: str | None = None, url: str = "", date: str = "", explicit_id: str = ""
+) -> Article:
+    """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if title is None:
+        title = ""
+        first, _, rest = text.strip().partition("\n")
+        if _MARKDOWN_HEADING.match(first) or (rest.strip() and len(first) <= 200 and not first.rstrip().endswith((".", "。"))):
+            title, text = _MARKDOWN_HEADING.sub("", first).strip(), rest
+    body = "\n".join(_MARKDOWN_HEADING.sub("", line) for line in text.strip().split("\n"))
+    return Article(
+        article_id=article_id_for(explicit=explicit_id, url=url, text=title + "\n" + body),
+        title=title,
+        text=body,
+        source=source,
+        url=url,
+        date=date,
+    )
+
+
+def article_from_html(html: str, *, source: str = "") -> Article:
+    """The main article of an HTML page, without navigation and page furniture."""
+    import trafilatura  # imported here: it is slow to import and only HTML needs it
+
+    document = trafilatura.bare_extraction(
+        html, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True
+    )
+    if document is None or not (document.text or "").strip():
+        raise InputError("no article text found in the HTML page", path=source)
+    # trafilatura puts one paragraph per line; the segmenter wants blank lines between them.
+    body = "\n\n".join(line.strip() for line in document.text.split("\n") if line.strip())
+    url = document.url or ""
+    title = document.title or ""
+    return Article(
+        article_id=article_id_for(url=url, text=title + "\n" + body),
+        title=title,
+        text=body,
+        source=source,
+        url=url,
+        date=document.date or "",
+    )
+
+
+def article_from_record(record: dict[str, Any], *, source: str, line: int) -> Article:
+    """An article from one export row: ``text`` required; ``id``, ``title``, ``url``, ``date`` optional."""
+    values: dict[str, str] = {}
+    for field in ARTICLE_FIELDS:
+        value = record.get(field)
+        if value is None:
+            values[field] = ""
+        elif isinstance(value, str):
+            values[field] = value
+        elif field == "id" and isinstance(value, int) and not isinstance(value, bool):
+            values[field] = str(value)
+        else:
+            raise SchemaError(f"field {field!r} must be a string, got {type(value).__name__}", path=source, line=line)
+    if not values["text"].strip():
+        raise SchemaError("missing or empty 'text' field", path=source, line=line)
+    return article_from_text(
+        values["text"], source=f"{source}:{line}", title=values["title"], url=values["url"], date=values["date"], explicit_id=values["id"]
+    )
+
+
+def _articles_from_jsonl(text: str, name: str) -> Iterator[Article]:
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            record = orjson.loads(raw)
+        except orjson.JSONDecodeError as e:
+            raise InputError(f"not valid JSON ({str(e).split(':')[0]})", path=name, line=number) from e
+        if not isinstance(record, dict):
+            raise SchemaError(f"expected a JSON object, got {type(record).__name__}", path=name, line=number)
+        yield article_from_record(record, source=name, line=number)
+
+
+def _articles_from_csv(text: str, name: str) -> Iterator[Article]:
+    csv.field_size_limit(1 << 30)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if reader.fieldnames is None or "text" not in reader.fieldnames:
+        raise SchemaError("CSV header has no 'text' column", path=name, line=1)
+    try:
+        for row in reader:
+            if None in row:
+                raise SchemaError(f"row has {len(reader.fieldnames) + len(row[None])} fields, header has {len(reader.fieldnames)}", path=name, line=reader.line_num)
+            yield article_from_record(row, source=name, line=reader.line_num)
+    except csv.Error as e:
+        raise InputError(f"malformed CSV ({e})", path=name, line=reader.line_num) from e

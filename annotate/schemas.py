@@ -1,0 +1,145 @@
+"""Pydantic models: the contracts between the pipeline's stages.
+
+``schemas/*.schema.json`` are generated from these models by
+``python -m annotate.schemas`` (a test fails when they are stale).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .labels import LABELS
+
+SCHEMA_VERSION = "1"
+SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
+
+Lang = Literal["en", "zh"]
+
+
+class _Contract(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Article(_Contract):
+    """One article as read from a file or an export row."""
+
+    article_id: str = Field(title="Stable id: the row's id, else a hash of its URL, else of its text")
+    title: str = ""
+    text: str = Field(title="Body text; paragraphs separated by blank lines")
+    source: str = Field("", title="File path (with row number for exports) or URL")
+    url: str = ""
+    date: str = ""
+
+
+class Sentence(_Contract):
+    """One sentence of an article: the unit that is labelled and classified."""
+
+    article_id: str
+    sentence_id: str = Field(title="Stable id: same article and same sentence text give the same id")
+    paragraph: int = Field(ge=1, title="1-based paragraph number, as in a '[para. 3]' reference")
+    index: int = Field(ge=0, title="0-based position of the sentence in its article")
+    text: str
+    lang: Lang
+    title: str = ""
+    source: str = ""
+    prev: str = Field("", title="The previous sentence of the article, for context")
+    next: str = Field("", title="The next sentence of the article, for context")
+
+
+class AnnotatorChoice(_Contract):
+    """What one annotator chose for one sentence."""
+
+    annotator: str
+    labels: list[str]
+
+
+class LabeledSentence(_Contract):
+    """One row of a label set: a sentence and its final labels."""
+
+    sentence_id: str
+    article_id: str
+    text: str
+    lang: Lang
+    title: str = ""
+    source: str = ""
+    paragraph: int = Field(1, ge=1)
+    regulatory_barrier: Literal[0, 1]
+    financing: Literal[0, 1]
+    safety_risk: Literal[0, 1]
+    commercialization: Literal[0, 1]
+    annotations: list[AnnotatorChoice] = Field(default_factory=list, title="Every annotator's choice")
+    decision: Literal["author", "single", "unanimous", "majority", "tie", "ground_truth"] = Field(
+        title="How the final labels were decided when annotators disagree"
+    )
+
+    @property
+    def labels(self) -> list[str]:
+        return [label for label in LABELS if getattr(self, label)]
+
+
+class ClassifiedSentence(Sentence):
+    """A sentence with the model's labels and per-label probabilities."""
+
+    labels: list[str]
+    scores: dict[str, float]
+
+
+class Evidence(_Contract):
+    sentence_id: str
+    paragraph: int
+    text: str
+    score: float
+
+
+class CategoryDigest(_Contract):
+    label: str
+    count: int
+    evidence: list[Evidence] = Field(title="The strongest sentences for this label, best first")
+
+
+class ArticleDigest(_Contract):
+    """Per-article summary: each category with its evidence sentences."""
+
+    article_id: str
+    title: str
+    source: str
+    sentences: int
+    categories: list[CategoryDigest]
+
+
+class ModelCard(_Contract):
+    """The JSON card saved beside every model."""
+
+    model_id: str
+    schema_version: str
+    labels: list[str]
+    thresholds: dict[str, float]
+    metrics: dict[str, dict[str, float]]
+    training_data_sha256: str
+    training_sentences: int
+    label_counts: dict[str, int]
+    library_versions: dict[str, str]
+    created: str
+    model_sha256: str
+    model_file: str = "model.skops"
+    trusted_types: list[str] = Field(default_factory=list)
+
+
+CONTRACTS: tuple[type[BaseModel], ...] = (Article, Sentence, LabeledSentence, ClassifiedSentence, ArticleDigest, ModelCard)
+
+
+def json_schemas() -> dict[str, str]:
+    """Return ``{file name: JSON text}`` for every contract."""
+    return {
+        f"{model.__name__}.schema.json": json.dumps(model.model_json_schema(), indent=2, ensure_ascii=False) + "\n"
+        for model in CONTRACTS
+    }
+
+
+if __name__ == "__main__":
+    for name, text in json_schemas().items():
+        (SCHEMA_DIR / name).write_text(text, encoding="utf-8")

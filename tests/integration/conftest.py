@@ -1,0 +1,510 @@
+"""A real Label Studio for the integration tests, plus the tools to misbehave around it.
+
+``studio_server`` (session scope) starts ``label-studio`` from its own virtual
+environment (``.ci/install-label-studio``; ``ANNOTATE_LS_VENV`` overrides where)
+on 127.0.0.1 with a fresh data dir, an admin user and a legacy token. Locally
+the tests skip, with the reason, when that venv is missing; with ``CI=true``
+a missing venv or a server that does not start fails them. The server's log
+is printed under every failing test that used it.
+
+``fault_proxy`` is a TCP proxy on 127.0.0.1 that answers HTTP 500, delays or
+drops chosen requests; ``chromium`` drives Debian's headless Chromium through
+``--remote-debugging-pipe`` (no websocket client needed).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+import os
+import re
+import secrets
+import select
+import shutil
+import signal
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+LS_VENV = Path(os.environ.get("ANNOTATE_LS_VENV") or Path.home() / ".cache" / "annotate" / "label-studio-venv")
+CHROMIUM = Path(os.environ.get("ANNOTATE_CHROMIUM", "/usr/bin/chromium"))
+IN_CI = os.environ.get("CI") == "true"
+START_TIMEOUT = 180.0
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "integration: needs a real Label Studio server (tests/integration)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.integration)
+
+
+def _missing(what: str) -> None:
+    """Skip locally, fail in CI: a missing dependency there is a broken set-up."""
+    if IN_CI:
+        pytest.fail(what, pytrace=False)
+    pytest.skip(what)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the server ------------------------------------------------------------------------
+
+
+@dataclass
+class Annotator:
+    email: str
+    password: str
+    api_key: str
+    user_id: int
+
+
+@dataclass
+class StudioServer:
+    """One ``label-studio start`` process; ``stop``/``kill``/``restart`` keep data dir and port."""
+
+    venv: Path
+    data_dir: Path
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    email: str = "admin@annotate.test"
+    password: str = field(default_factory=lambda: "Pw-" + secrets.token_hex(8))
+    api_key: str = field(default_factory=lambda: secrets.token_hex(20))
+    process: subprocess.Popen[bytes] | None = None
+    _pat: str | None = None
+    _annotators: dict[str, Annotator] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env.update(
+            LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
+            LATEST_VERSION_CHECK="false",
+            LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
+            COLLECT_ANALYTICS="false",
+            SENTRY_DSN="",
+            FRONTEND_SENTRY_DSN="",
+        )
+        command = [
+            str(self.venv / "bin" / "label-studio"), "start", "--no-browser",
+            "--internal-host", "127.0.0.1", "--port", str(self.port),
+            "--username", self.email, "--password", self.password, "--user-token", self.api_key,
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            log.write(f"\n===== starting label-studio on port {self.port} =====\n".encode())
+            log.flush()
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            )
+        self._wait_ready(timeout)
+
+    def _wait_ready(self, timeout: float) -> None:
+        assert self.process is not None
+        deadline = time.monotonic() + timeout
+        with httpx.Client(timeout=5.0) as http:
+            while time.monotonic() < deadline:
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"label-studio exited with code {self.process.returncode} before answering\n{self.log_tail()}")
+                try:
+                    health = http.get(f"{self.url}/health")
+                except httpx.TransportError:
+                    time.sleep(0.5)
+                    continue
+                if health.status_code != 200:
+                    time.sleep(0.5)
+                    continue
+                # A busy port makes label-studio quietly take the next one, so
+                # check that what answers here is our server with our user.
+                me = http.get(f"{self.url}/api/current-user/whoami", headers={"Authorization": f"Token {self.api_key}"})
+                if me.status_code == 200 and me.json().get("email") == self.email:
+                    return
+                raise RuntimeError(f"port {self.port} is answered by another server (whoami: HTTP {me.status_code})\n{self.log_tail()}")
+        raise RuntimeError(f"label-studio did not answer /health within {timeout:.0f} s\n{self.log_tail()}")
+
+    @property
+    def running(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def _signal(self, sig: int, grace: float) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, sig)
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def stop(self) -> None:
+        """Stop the server politely (SIGTERM, then SIGKILL after 20 s)."""
+        self._signal(signal.SIGTERM, 20.0)
+
+    def kill(self) -> None:
+        """Crash the server (SIGKILL): what a power cut or OOM kill does."""
+        self._signal(signal.SIGKILL, 10.0)
+
+    def restart(self, timeout: float = START_TIMEOUT) -> None:
+        """Start again on the same data dir and port (stopping it first if it runs)."""
+        if self.running:
+            self.stop()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _port_free(self.port):
+            time.sleep(0.5)
+        self.start(timeout)
+
+    def ensure_running(self) -> None:
+        if not self.running:
+            self.restart()
+
+    def log_tail(self, lines: int = 80) -> str:
+        try:
+            text = self.log_path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return "(no log)"
+        return "\n".join(text.splitlines()[-lines:])
+
+    # -- users and keys ---------------------------------------------------------------
+
+    def _form(self, session: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
+        page = session.get(path)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page.text)
+        assert token, f"no CSRF token on {path}"
+        return session.post(path, data={"csrfmiddlewaretoken": token.group(1), **data}, headers={"Referer": f"{self.url}{path}"})
+
+    def login(self, email: str | None = None, password: str | None = None) -> dict[str, str]:
+        """Log in through the web form; return the session cookies (for a browser)."""
+        with httpx.Client(base_url=self.url, timeout=30.0) as session:
+            answer = self._form(session, "/user/login/", {"email": email or self.email, "password": password or self.password})
+            assert answer.status_code == 302, f"login failed: HTTP {answer.status_code}"
+            return dict(session.cookies.items())
+
+    def create_annotator(self, name: str) -> Annotator:
+        """A new user in the organisation, signed up as a person would, with their own legacy token."""
+        if name in self._annotators:
+            return self._annotators[name]
+        email, password = f"{name}@annotate.test", "Pw-" + secrets.token_hex(8)
+        with httpx.Client(base_url=self.url, timeout=30.0) as session:
+            answer = self._form(session, "/user/signup/", {"email": email, "password": password, "how_find_us": "Other", "elaborate": "tests"})
+            assert answer.status_code == 302, f"signup of {email} failed: HTTP {answer.status_code}"
+            token = session.get("/api/current-user/token")
+            me = session.get("/api/current-user/whoami")
+            assert token.status_code == 200 and me.status_code == 200, (token.status_code, me.status_code)
+            annotator = Annotator(email, password, token.json()["token"], int(me.json()["id"]))
+        self._annotators[name] = annotator
+        return annotator
+
+    def personal_access_token(self) -> str:
+        """The admin's Personal Access Token (a JWT refresh token), made once with POST /api/token/."""
+        if self._pat is None:
+            answer = httpx.post(f"{self.url}/api/token/", headers={"Authorization": f"Token {self.api_key}"}, timeout=30.0)
+            assert answer.status_code == 201, f"cannot create a PAT: HTTP {answer.status_code} {answer.text[:200]}"
+            self._pat = answer.json()["token"]
+        return self._pat
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="session")
+def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    """A running Label Studio; tests that stop it must leave it running (``ensure_running``)."""
+    if not (LS_VENV / "bin" / "label-studio").exists():
+        _missing(f"Label Studio is not installed in {LS_VENV}: run .ci/install-label-studio (or set ANNOTATE_LS_VENV)")
+    root = tmp_path_factory.mktemp("label-studio")
+    server = StudioServer(venv=LS_VENV, data_dir=root / "data", log_path=root / "label-studio.log")
+    try:
+        server.start()
+    except RuntimeError as e:
+        server.kill()
+        pytest.fail(f"Label Studio did not start: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    server = getattr(item, "funcargs", {}).get("studio_server")
+    if report.failed and isinstance(server, StudioServer):
+        report.sections.append(("label-studio log (last 80 lines)", server.log_tail()))
+    return report
+
+
+# --- a misbehaving network -----------------------------------------------------------
+
+
+@dataclass
+class Fault:
+    method: str
+    path: re.Pattern[str]
+    action: str  # "500", "400", "drop-before", "drop-after", "delay"
+    times: int
+    delay: float = 0.0
+
+
+class FaultProxy:
+    """HTTP-aware TCP proxy on 127.0.0.1 in front of the server, one request per upstream connection.
+
+    ``add("POST", r"/import", "500", times=1)`` answers the next matching request
+    with HTTP 500 without forwarding it; ``drop-before`` closes the connection
+    without forwarding; ``drop-after`` forwards it (the server acts on it) and
+    closes without answering; ``delay`` forwards it and holds the answer for
+    ``delay`` seconds. Every request is recorded in ``hits``.
+    """
+
+    def __init__(self, upstream_port: int) -> None:
+        self.upstream_port = upstream_port
+        self.faults: list[Fault] = []
+        self.hits: list[tuple[str, str, str]] = []
+        self._lock = threading.Lock()
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.port = int(self._listener.getsockname()[1])
+        self._closed = False
+        self._sockets: set[socket.socket] = set()
+        self._thread = threading.Thread(target=self._serve, name="fault-proxy", daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def add(self, method: str, path: str, action: str, *, times: int = 1, delay: float = 0.0) -> None:
+        with self._lock:
+            self.faults.append(Fault(method, re.compile(path), action, times, delay))
+
+    def count(self, method: str, path: str, action: str | None = None) -> int:
+        pattern = re.compile(path)
+        return sum(1 for m, p, a in self.hits if m == method and pattern.search(p) and (action is None or a == action))
+
+    def _serve(self) -> None:
+        while not self._closed:
+            try:
+                client, _ = self._listener.accept()
+            except OSError:
+                return
+            self._sockets.add(client)
+            threading.Thread(target=self._handle, args=(client,), daemon=True).start()
+
+    def _pick(self, method: str, path: str) -> Fault | None:
+        with self._lock:
+            for fault in self.faults:
+                if fault.times > 0 and fault.method == method and fault.path.search(path):
+                    fault.times -= 1
+                    return fault
+        return None
+
+    def _handle(self, client: socket.socket) -> None:
+        client.settimeout(60)
+        buffer = b""
+        try:
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                method, path, _ = lines[0].split(" ", 2)
+                headers = [line for line in lines[1:] if not line.lower().startswith("connection:")]
+                length = next((int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:")), 0)
+                while len(buffer) < length:
+                    chunk = client.recv(65536)
+                    if not chunk:
+                        return
+                    buffer += chunk
+                body, buffer = buffer[:length], buffer[length:]
+                fault = self._pick(method, path)
+                self.hits.append((method, path, fault.action if fault else "forward"))
+                if fault and fault.action in ("500", "400"):
+                    status = {"500": "500 Internal Server Error", "400": "400 Bad Request"}[fault.action]
+                    text = json.dumps({"detail": f"injected HTTP {fault.action}"}).encode()
+                    client.sendall(
+                        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n\r\n".encode() + text
+                    )
+                    continue
+                if fault and fault.action == "drop-before":
+                    return
+                request = "\r\n".join([lines[0], *headers, "Connection: close"]).encode() + b"\r\n\r\n" + body
+                answer = self._forward(request)
+                if fault and fault.action == "drop-after":
+                    return
+                if fault and fault.action == "delay":
+                    time.sleep(fault.delay)
+                client.sendall(answer)
+                return  # the answer said "Connection: close"
+        except OSError:
+            return
+        finally:
+            self._sockets.discard(client)
+            with contextlib.suppress(OSError):
+                client.shutdown(socket.SHUT_RDWR)
+            client.close()
+
+    def _forward(self, request: bytes) -> bytes:
+        with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=120) as upstream:
+            upstream.sendall(request)
+            chunks = []
+            while True:
+                chunk = upstream.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return b"".join(chunks)
+
+    def close(self) -> None:
+        self._closed = True
+        self._listener.close()
+        for sock in list(self._sockets):
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        self._thread.join(5)
+
+
+@pytest.fixture
+def fault_proxy(studio_server: StudioServer) -> Iterator[FaultProxy]:
+    proxy = FaultProxy(studio_server.port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()
+
+
+# --- a headless browser --------------------------------------------------------------
+
+
+class Chromium:
+    """Headless Chromium spoken to over the DevTools pipe (fds 3 and 4 in the child)."""
+
+    def __init__(self, user_data_dir: Path, binary: Path = CHROMIUM) -> None:
+        to_child, self._to_chromium = os.pipe()
+        self._from_chromium, from_child = os.pipe()
+
+        def remap() -> None:  # runs in the child before exec
+            a, b = os.dup(to_child), os.dup(from_child)
+            os.dup2(a, 3)
+            os.dup2(b, 4)
+
+        self.process = subprocess.Popen(
+            [
+                str(binary), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe", "--window-size=1280,900", "about:blank",
+            ],  # fmt: skip
+            preexec_fn=remap,
+            close_fds=False,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(to_child)
+        os.close(from_child)
+        self._buffer = b""
+        self._next_id = 0
+        self._session: str | None = None
+
+    def send(self, method: str, params: dict[str, Any] | None = None, *, page: bool = True, timeout: float = 30.0) -> dict[str, Any]:
+        self._next_id += 1
+        message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
+        if page and self._session:
+            message["sessionId"] = self._session
+        os.write(self._to_chromium, json.dumps(message).encode() + b"\0")
+        deadline = time.monotonic() + timeout
+        while True:
+            while b"\0" not in self._buffer:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([self._from_chromium], [], [], left)[0]:
+                    raise TimeoutError(f"chromium did not answer {method} within {timeout:.0f} s")
+                chunk = os.read(self._from_chromium, 1 << 20)
+                if not chunk:
+                    raise EOFError("chromium closed the DevTools pipe")
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next_id:
+                if "error" in reply:
+                    raise RuntimeError(f"{method}: {reply['error']}")
+                return dict(reply.get("result", {}))
+
+    def open_page(self, cookies: dict[str, str], domain: str = "127.0.0.1") -> None:
+        self.send("Storage.setCookies", {"cookies": [{"name": k, "value": v, "domain": domain, "path": "/"} for k, v in cookies.items()]}, page=False)
+        targets = self.send("Target.getTargets", page=False)["targetInfos"]
+        target = next(t for t in targets if t["type"] == "page")
+        self._session = self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, page=False)["sessionId"]
+        self.send("Page.enable")
+
+    def navigate(self, url: str) -> None:
+        self.send("Page.navigate", {"url": url})
+
+    def evaluate(self, expression: str) -> Any:
+        return self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True})["result"].get("value")
+
+    def wait_for_text(self, needles: list[str], timeout: float = 90.0) -> str:
+        deadline = time.monotonic() + timeout
+        text = ""
+        while time.monotonic() < deadline:
+            text = self.evaluate("document.body ? document.body.innerText : ''") or ""
+            if all(needle in text for needle in needles):
+                return str(text)
+            time.sleep(0.5)
+        return str(text)
+
+    def dom(self) -> str:
+        return str(self.evaluate("document.documentElement.outerHTML") or "")
+
+    def screenshot(self, path: Path) -> None:
+        path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"]))
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self.send("Browser.close", page=False, timeout=5)
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(10)
+        os.close(self._to_chromium)
+        os.close(self._from_chromium)
+
+
+@pytest.fixture
+def chromium(tmp_path: Path) -> Iterator[Chromium]:
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        _missing(f"{CHROMIUM} is not installed: run .ci/install-chromium")
+    browser = Chromium(tmp_path / "chromium-profile")
+    try:
+        yield browser
+    finally:
+        browser.close()

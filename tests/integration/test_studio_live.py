@@ -1,0 +1,511 @@
+"""``annotate.studio`` against a real Label Studio: every claim of issues 3 and 6, measured.
+
+Each test works in its own project, so they do not depend on one another.
+Tests that stop the server or put a proxy in front of it leave it running.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from label_studio_sdk import LabelStudio
+
+from annotate import studio
+from annotate.errors import InputError, StudioAuthError, StudioConnectionError, StudioError
+from annotate.labels import LABELS
+from annotate.schemas import Sentence
+
+if TYPE_CHECKING:
+    from .conftest import Chromium, FaultProxy, StudioServer
+
+FAST = {"timeout": 20.0, "retries": 3, "backoff": 0.05}
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+TOPICS = [
+    ("financing", "The start-up raised {n} million dollars in a Series B round led by venture investors."),
+    ("regulatory_barrier", "Regulators said the triage tool {n} needs approval before hospitals may deploy it."),
+    ("safety_risk", "Doctors warned that model {n} hallucinated dosages and endangered patients."),
+    ("commercialization", "The vendor signed {n} hospital customers and launched a paid subscription."),
+    ("", "The weather in the capital was mild on day {n} of the conference."),
+]
+
+
+def make_sentences(n: int, *, prefix: str = "s", start: int = 0) -> list[Sentence]:
+    """``n`` sentences in articles of 5, with title and prev/next context like ``segment`` gives."""
+    sentences = []
+    for i in range(start, start + n):
+        article, index = divmod(i, 5)
+        _, template = TOPICS[i % len(TOPICS)]
+        sentences.append(
+            Sentence(
+                article_id=f"{prefix}-a{article}",
+                sentence_id=f"{prefix}-{i:06d}",
+                paragraph=1 + index // 2,
+                index=index,
+                text=template.format(n=i),
+                lang="en",
+                title=f"Article {article} about AI in health care",
+                source="tests",
+                prev=TOPICS[(i - 1) % len(TOPICS)][1].format(n=i - 1) if index else "",
+                next=TOPICS[(i + 1) % len(TOPICS)][1].format(n=i + 1) if index < 4 else "",
+            )
+        )
+    return sentences
+
+
+def sdk(server: StudioServer, api_key: str | None = None) -> LabelStudio:
+    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key)
+
+
+def task_ids_by_sentence(server: StudioServer, project_id: int) -> dict[str, list[int]]:
+    """Every task of the project, grouped by sentence_id: a duplicate shows as a list of 2."""
+    found: dict[str, list[int]] = {}
+    for task in sdk(server).tasks.list(project=project_id, fields="all", include="id,data", page_size=5000):
+        found.setdefault(str(task.data.get("sentence_id")), []).append(int(task.id))
+    return found
+
+
+def assert_exact(server: StudioServer, project_id: int, sentences: Sequence[Sentence]) -> None:
+    found = task_ids_by_sentence(server, project_id)
+    duplicates = {k: v for k, v in found.items() if len(v) > 1}
+    assert not duplicates, f"{len(duplicates)} sentences have several tasks"
+    assert set(found) == {s.sentence_id for s in sentences}
+    assert sdk(server).projects.get(project_id).task_number == len(sentences)
+
+
+def predictions_by_task(server: StudioServer, project_id: int) -> dict[str, list[dict[str, Any]]]:
+    client = sdk(server)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for task in client.tasks.list(project=project_id, fields="all", include="id,data", page_size=5000):
+        found[str(task.data["sentence_id"])] = [p.model_dump() for p in client.predictions.list(task=task.id)]
+    return found
+
+
+def model_predictor() -> tuple[studio.Predictor, str]:
+    """The default model's predictor and model version, through ``annotate.classify``."""
+    from annotate import classify
+
+    model = classify.load_model(None)
+    return classify.predictor(model), classify.model_version(model)
+
+
+def choices(*labels: str) -> list[dict[str, Any]]:
+    return [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": list(labels)}}]
+
+
+def connect(server: StudioServer, **kwargs: Any) -> studio.StudioClient:
+    return studio.connect(server.url, server.api_key, **{**FAST, **kwargs})
+
+
+# --- push ------------------------------------------------------------------------------------
+
+
+def test_push_creates_tasks_once_and_only_new_ones(studio_server: StudioServer) -> None:
+    client = connect(studio_server)
+    sentences = make_sentences(1800, prefix="idem")
+    ticks: list[int] = []
+
+    first = studio.push(client, sentences[:1200], project="idempotent push", batch_size=500, progress=ticks.append)
+    assert (first.created_project, first.tasks_before, first.tasks_created, first.tasks_skipped_existing) == (True, 0, 1200, 0)
+    assert sum(ticks) == 1200
+    assert_exact(studio_server, first.project_id, sentences[:1200])
+
+    again = studio.push(client, sentences[:1200], project="idempotent push", batch_size=500)
+    assert (again.created_project, again.tasks_before, again.tasks_created, again.tasks_skipped_existing) == (False, 1200, 0, 1200)
+    assert_exact(studio_server, first.project_id, sentences[:1200])
+
+    overlap = studio.push(client, sentences[600:] + sentences[600:700], project="idempotent push", batch_size=500)
+    assert (overlap.tasks_before, overlap.tasks_created, overlap.tasks_skipped_existing) == (1200, 600, 600)
+    assert overlap.project_id == first.project_id
+    assert_exact(studio_server, first.project_id, sentences)
+
+
+def test_push_with_model_predictions_that_annotators_see(studio_server: StudioServer) -> None:
+    predictor, version = model_predictor()
+    client = connect(studio_server)
+    sentences = make_sentences(30, prefix="pred")
+
+    # Pushed first without a model, and annotated: the model must add to these, not replace.
+    plain = studio.push(client, sentences[:20], project="with predictions")
+    assert plain.predictions_created == 0 and plain.model_version is None
+    first_task = task_ids_by_sentence(studio_server, plain.project_id)[sentences[0].sentence_id][0]
+    sdk(studio_server).annotations.create(id=first_task, result=choices("financing"))
+
+    report = studio.push(client, sentences, project="with predictions", predictor=predictor, model_version=version)
+    assert (report.tasks_created, report.tasks_skipped_existing, report.predictions_created) == (10, 20, 30)
+    assert report.model_version == version
+    project = sdk(studio_server).projects.get(report.project_id)
+    assert project.model_version == version, "annotators only see predictions of the project's model version"
+    assert project.show_collab_predictions is True
+    predictions = predictions_by_task(studio_server, report.project_id)
+    assert set(predictions) == {s.sentence_id for s in sentences}
+    texts = {s.sentence_id: s.text for s in sentences}
+    expected = dict(zip(texts, predictor(list(texts.values())), strict=True))
+    for sentence_id, found in predictions.items():
+        assert [p["model_version"] for p in found] == [version]
+        chosen = found[0]["result"][0]["value"]["choices"] if found[0]["result"] else []
+        assert chosen == [label for label in LABELS if label in expected[sentence_id][0]]
+        assert 0.5 <= found[0]["score"] <= 1.0
+    assert len(sdk(studio_server).annotations.list(id=first_task)) == 1
+
+    # Same model again: nothing to do.
+    again = studio.push(client, sentences, project="with predictions", predictor=predictor, model_version=version)
+    assert (again.tasks_created, again.predictions_created) == (0, 0)
+    # A new model version is added beside the old one and becomes the active one.
+    newer = studio.push(client, sentences, project="with predictions", predictor=predictor, model_version=version + "-b")
+    assert newer.predictions_created == 30
+    assert sdk(studio_server).projects.get(report.project_id).model_version == version + "-b"
+    assert studio.status(client, project="with predictions").predictions == {version: 30, version + "-b": 30}
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+def test_prediction_with_unknown_label_is_refused_before_sending(studio_server: StudioServer) -> None:
+    client = connect(studio_server)
+    sentences = make_sentences(5, prefix="bad")
+
+    def predictor(texts: list[str]) -> list[tuple[list[str], dict[str, float]]]:
+        return [(["financing", "astrology"], {"financing": 0.9, "astrology": 0.8}) for _ in texts]
+
+    with pytest.raises(InputError, match=r"sentence bad-000000: prediction has labels not in the labelling config: astrology"):
+        studio.push(client, sentences, project="bad predictions", predictor=predictor, model_version="m-bad")
+    assert studio.find_project(client, "bad predictions") is None, "nothing may reach the server"
+
+
+def test_config_mismatch_stops_unless_update_config(studio_server: StudioServer) -> None:
+    client = connect(studio_server)
+    old_config = studio.read_label_config().replace('showInline="false"', 'showInline="true"').replace(
+        '  <TextArea name="note" toName="text" placeholder="Note for the reviewers (optional)" rows="2" maxSubmissions="1" editable="true"/>\n', ""
+    )
+    project = sdk(studio_server).projects.create(title="old config", label_config=old_config)
+    sentences = make_sentences(4, prefix="cfg")
+    sdk(studio_server).projects.import_tasks(project.id, request=studio.build_tasks(sentences[:2]))
+    task = task_ids_by_sentence(studio_server, project.id)[sentences[0].sentence_id][0]
+    sdk(studio_server).annotations.create(id=task, result=choices("safety_risk"))
+
+    with pytest.raises(StudioError) as error:
+        studio.push(client, sentences, project="old config")
+    assert str(error.value) == (
+        "project old config has a different labelling config than schemas/label_config.xml; rerun with --update-config"
+    )
+    assert sdk(studio_server).projects.get(project.id).task_number == 2, "nothing pushed after the refusal"
+
+    report = studio.push(client, sentences, project="old config", update_config=True)
+    assert report.config_updated and (report.tasks_created, report.tasks_skipped_existing) == (2, 2)
+    assert studio.same_config(sdk(studio_server).projects.get(project.id).label_config or "", studio.read_label_config())
+    annotations = sdk(studio_server).annotations.list(id=task)
+    assert [a.result[0]["value"]["choices"] for a in annotations] == [["safety_risk"]], "the annotation survives"
+    assert studio.push(client, sentences, project="old config").config_updated is False
+
+
+def test_several_projects_with_one_name_is_an_error(studio_server: StudioServer) -> None:
+    for _ in range(2):
+        sdk(studio_server).projects.create(title="twin project", label_config=studio.read_label_config())
+    with pytest.raises(StudioError, match=r"^2 projects in Label Studio at http://127\.0\.0\.1:\d+ are titled 'twin project' \(ids \d+, \d+\); rename all but one$"):
+        studio.push(connect(studio_server), make_sentences(2, prefix="twin"), project="twin project")
+
+
+def test_batch_rejected_by_server_names_its_sentences(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    client = studio.connect(fault_proxy.url, studio_server.api_key, **FAST)
+    sentences = make_sentences(30, prefix="rej")
+    studio.push(client, sentences[:10], project="rejected batch", batch_size=10)  # the first batch is in
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "400", times=1)
+    with pytest.raises(StudioError) as error:
+        studio.push(client, sentences, project="rejected batch", batch_size=10)
+    assert str(error.value) == (
+        f"Label Studio at {fault_proxy.url} rejected the batch of sentences rej-000010 … rej-000019 "
+        "(HTTP 400: injected HTTP 400)"
+    )
+    assert error.value.status == 400
+    assert fault_proxy.count("POST", r"/import$", "400") == 1, "a rejected batch is not retried"
+    assert_exact(studio_server, studio.find_project(client, "rejected batch").id, sentences[:10])
+
+
+# --- annotators, pull, status -------------------------------------------------------------
+
+
+def test_two_annotators_a_skip_then_pull_and_status(studio_server: StudioServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    client = connect(studio_server)
+    sentences = make_sentences(7, prefix="ann")
+    report = studio.push(client, sentences, project="annotated project")
+    ids = {sid: tasks[0] for sid, tasks in task_ids_by_sentence(studio_server, report.project_id).items()}
+    task = [ids[s.sentence_id] for s in sentences]
+    bob = studio_server.create_annotator("bob")
+    carol = studio_server.create_annotator("carol")
+    admin, as_bob, as_carol = sdk(studio_server), sdk(studio_server, bob.api_key), sdk(studio_server, carol.api_key)
+
+    # t0, t1: agree; t2, t3: disagree (one vs one: a tie); t4: bob skips; t5: admin alone; t6: nobody.
+    admin.annotations.create(id=task[0], result=choices("financing"))
+    as_bob.annotations.create(id=task[0], result=choices("financing"))
+    admin.annotations.create(id=task[1], result=choices("regulatory_barrier", "commercialization"))
+    as_bob.annotations.create(id=task[1], result=choices("commercialization", "regulatory_barrier"))
+    admin.annotations.create(id=task[2], result=choices("safety_risk"))
+    as_bob.annotations.create(id=task[2], result=choices("commercialization"))
+    admin.annotations.create(id=task[3], result=[])
+    as_bob.annotations.create(id=task[3], result=choices("financing"))
+    as_bob.annotations.create(id=task[4], result=[], was_cancelled=True)
+    admin.annotations.create(id=task[5], result=choices("commercialization"))
+
+    labels_dir = tmp_path / "labels"
+    first = studio.pull(client, project="annotated project", labels_dir=labels_dir)
+    label_set = first.label_set
+    assert (label_set.rows, label_set.ties, label_set.skipped_cancelled, label_set.without_annotations) == (5, 2, 1, 2)
+    assert (label_set.version, label_set.new, label_set.updated, label_set.removed, label_set.changed) == (1, 5, 0, 0, True)
+    assert (first.tasks, first.annotations, first.snapshot_written, first.fewer_annotations) == (7, 10, True, False)
+    snapshot = Path(first.snapshot)
+    assert snapshot.parent == labels_dir / "raw" and snapshot.name.startswith("studio-")
+    assert len(json.loads(snapshot.read_bytes())) == 7
+    rows = {json.loads(line)["sentence_id"]: json.loads(line) for line in Path(label_set.file or "").read_text().splitlines()}
+    assert rows[sentences[1].sentence_id]["regulatory_barrier"] == rows[sentences[1].sentence_id]["commercialization"] == 1
+    assert rows[sentences[2].sentence_id]["decision"] == "tie"
+    assert {a["annotator"] for a in rows[sentences[0].sentence_id]["annotations"]} == {"user:1", f"user:{bob.user_id}"}
+
+    # Pulling again changes nothing.
+    second = studio.pull(client, project="annotated project", labels_dir=labels_dir)
+    assert (second.label_set.changed, second.label_set.new, second.label_set.updated, second.label_set.removed) == (False, 0, 0, 0)
+    assert second.label_set.version == 1 and second.snapshot_written is False
+
+    # A third opinion breaks a tie (updated) and a first annotation arrives (new).
+    as_carol.annotations.create(id=task[2], result=choices("safety_risk"))
+    as_carol.annotations.create(id=task[6], result=choices("regulatory_barrier"))
+    third = studio.pull(client, project="annotated project", labels_dir=labels_dir)
+    assert (third.label_set.version, third.label_set.new, third.label_set.updated, third.label_set.removed) == (2, 1, 1, 0)
+    assert (third.label_set.rows, third.label_set.ties) == (6, 1)
+    assert third.previous_snapshot == first.snapshot and third.previous_annotations == 10 and third.annotations == 12
+
+    state = studio.status(client, project="annotated project")
+    assert (state.tasks, state.annotated, state.skipped, state.annotations) == (7, 6, 1, 11)
+    assert state.per_annotator == {studio_server.email: 5, bob.email: 4, carol.email: 2}
+    assert state.per_label == {"regulatory_barrier": 3, "financing": 3, "safety_risk": 2, "commercialization": 4}
+    assert state.predictions == {}
+
+    # An annotation deleted in Label Studio: said loudly, both snapshots kept.
+    admin.annotations.delete(id=admin.annotations.list(id=task[5])[0].id)
+    with caplog.at_level(logging.WARNING, logger="annotate.studio"):
+        fourth = studio.pull(client, project="annotated project", labels_dir=labels_dir)
+    assert fourth.fewer_annotations and fourth.annotations_lost == 1 and fourth.previous_annotations == 12
+    assert fourth.warning and "11 annotations against 12 at the last pull" in fourth.warning
+    assert fourth.warning in caplog.text
+    assert Path(fourth.previous_snapshot or "").exists() and Path(fourth.snapshot).exists()
+    assert len(list((labels_dir / "raw").glob("studio-*.json"))) == 3
+    assert fourth.label_set.removed == 1 and fourth.label_set.version == 3
+    assert (labels_dir / "studio-v2.jsonl").exists(), "older label sets stay"
+
+
+# --- keys and connections ------------------------------------------------------------------
+
+
+def test_personal_access_token_works(studio_server: StudioServer) -> None:
+    pat = studio_server.personal_access_token()
+    assert pat.count(".") == 2, "a JWT"
+    client = studio.connect(studio_server.url, pat, **FAST)
+    assert client.user_email == studio_server.email
+    report = studio.push(client, make_sentences(12, prefix="pat"), project="pushed with a PAT", batch_size=5)
+    assert report.tasks_created == 12
+    assert studio.status(client, project="pushed with a PAT").tasks == 12
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "0" * 40,
+        # a well-formed, unexpired JWT refresh token that this server never signed
+        "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJ0b2tlbl90eXBlIjoicmVmcmVzaCIsImV4cCI6ODEwMjgwNTExOSwiaWF0IjoxNzk1NjA1MTE5LCJqdGkiOiIwMDAwIiwidXNlcl9pZCI6IjEifQ.c2lnbmF0dXJlLW5vdC12YWxpZA",
+    ],
+    ids=["legacy", "pat"],
+)
+def test_wrong_key_is_rejected(studio_server: StudioServer, key: str) -> None:
+    with pytest.raises(StudioAuthError) as error:
+        studio.connect(studio_server.url, key, **FAST)
+    assert str(error.value) == f"Label Studio at {studio_server.url} rejected the API key (HTTP 401)"
+    assert key not in str(error.value)
+
+
+def test_unreachable_url_names_the_url() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    started = time.monotonic()
+    with pytest.raises(StudioConnectionError) as error:
+        studio.connect(url, "0" * 40, timeout=2.0, retries=2, backoff=0.1)
+    assert str(error.value) == f"cannot reach Label Studio at {url} (connection refused); gave up after 3 attempts"
+    assert time.monotonic() - started < 10
+
+
+# --- a server that misbehaves ------------------------------------------------------------------
+
+
+def test_push_interrupted_between_batches_then_completed(studio_server: StudioServer) -> None:
+    client = connect(studio_server, retries=2, backoff=0.2)
+    sentences = make_sentences(3000, prefix="cut")
+    done: list[int] = []
+
+    def crash_after_three_batches(n: int) -> None:
+        done.append(n)
+        if len(done) == 4:  # the first call counts the skipped sentences (0 here)
+            studio_server.kill()
+
+    try:
+        with pytest.raises(StudioConnectionError, match=r"^cannot reach Label Studio at .* \(connection refused\); gave up after 3 attempts$"):
+            studio.push(client, sentences, project="interrupted push", batch_size=500, progress=crash_after_three_batches)
+    finally:
+        studio_server.restart()
+    assert sum(done) == 1500
+    client = connect(studio_server)
+    report = studio.push(client, sentences, project="interrupted push", batch_size=500)
+    assert (report.tasks_before, report.tasks_created, report.tasks_skipped_existing) == (1500, 1500, 1500)
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+def test_server_killed_mid_request_then_completed(studio_server: StudioServer) -> None:
+    client = connect(studio_server, retries=1, backoff=0.2)
+    sentences = make_sentences(20000, prefix="kill")
+    killer = threading.Timer(2.0, studio_server.kill)
+    try:
+        killer.start()
+        with pytest.raises(StudioConnectionError):
+            studio.push(client, sentences, project="killed mid request", batch_size=2000)
+    finally:
+        killer.cancel()
+        studio_server.restart()
+    client = connect(studio_server)
+    project = studio.find_project(client, "killed mid request")
+    assert project is not None
+    before = project.task_number
+    assert 0 < before < 20000 and before % 2000 == 0, f"imports are all or nothing per batch, found {before}"
+    report = studio.push(client, sentences, project="killed mid request", batch_size=2000)
+    assert report.tasks_created == 20000 - before
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+def test_http_500_on_one_batch_is_retried(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    client = studio.connect(fault_proxy.url, studio_server.api_key, **FAST)
+    sentences = make_sentences(50, prefix="five")
+    studio.push(client, sentences[:10], project="http 500", batch_size=10)
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "500", times=1)
+    report = studio.push(client, sentences, project="http 500", batch_size=10)
+    assert report.tasks_created == 40
+    assert fault_proxy.count("POST", r"/import$", "500") == 1
+    assert fault_proxy.count("POST", r"/import$", "forward") == 1 + 4
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+def test_slow_and_dropped_connections_are_retried_without_duplicates(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    client = studio.connect(fault_proxy.url, studio_server.api_key, timeout=2.0, retries=3, backoff=0.05)
+    sentences = make_sentences(60, prefix="flaky")
+    studio.push(client, sentences[:10], project="flaky network", batch_size=10)
+    # The server imports these batches, but the answers come too late or never.
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "delay", times=1, delay=4.0)
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "drop-after", times=1)
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "drop-before", times=1)
+    fault_proxy.add("GET", r"/api/tasks", "drop-before", times=1)
+    fault_proxy.add("GET", r"/api/projects/", "delay", times=1, delay=4.0)
+    report = studio.push(client, sentences, project="flaky network", batch_size=10)
+    assert report.tasks_created == 50
+    assert {a for _, _, a in fault_proxy.hits} >= {"delay", "drop-after", "drop-before"}
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+def test_a_server_that_keeps_failing_is_given_up_on(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    client = studio.connect(fault_proxy.url, studio_server.api_key, timeout=5.0, retries=2, backoff=0.1)
+    sentences = make_sentences(20, prefix="down")
+    studio.push(client, sentences[:10], project="always 500", batch_size=10)
+    fault_proxy.add("POST", r"/api/projects/\d+/import", "500", times=1000)
+    started = time.monotonic()
+    with pytest.raises(StudioError) as error:
+        studio.push(client, sentences, project="always 500", batch_size=10)
+    assert str(error.value) == (
+        f"Label Studio at {fault_proxy.url} failed while importing sentences down-000010 … down-000019 (HTTP 500); gave up after 3 attempts"
+    )
+    assert fault_proxy.count("POST", r"/import$", "500") == 3
+    assert time.monotonic() - started < 15
+    fault_proxy.faults.clear()
+    report = studio.push(client, sentences, project="always 500", batch_size=10)
+    assert report.tasks_created == 10
+    assert_exact(studio_server, report.project_id, sentences)
+
+
+# --- secrets ---------------------------------------------------------------------------------
+
+
+def test_api_key_never_appears(
+    studio_server: StudioServer, fault_proxy: FaultProxy, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    keys = [studio_server.api_key, studio_server.personal_access_token()]
+    seen: list[str] = []
+    caplog.set_level(logging.DEBUG)
+    sentences = make_sentences(15, prefix="secret")
+    labels_dir = tmp_path / "labels"
+
+    def record(error: BaseException) -> None:
+        while error is not None:
+            seen.extend([str(error), repr(error), *map(str, error.args)])
+            error = error.__cause__ or error.__context__  # type: ignore[assignment]
+
+    for key in keys:
+        client = studio.connect(studio_server.url, key, **FAST)
+        seen.append(repr(client))
+        studio.push(client, sentences, project="secret keeping", batch_size=4)
+        seen.append(studio.pull(client, project="secret keeping", labels_dir=labels_dir).model_dump_json())
+        seen.append(studio.status(client, project="secret keeping").model_dump_json())
+        for action in (
+            lambda: studio.pull(client, project="no such project", labels_dir=labels_dir),
+            lambda: studio.connect(f"http://127.0.0.1:{free_port()}", key, timeout=1.0, retries=0),
+            lambda: studio.connect(studio_server.url, key[:-2] + "xx", timeout=5.0, retries=0),
+        ):
+            with pytest.raises(StudioError) as error:
+                action()
+            record(error.value)
+        proxied = studio.connect(fault_proxy.url, key, timeout=5.0, retries=1, backoff=0.05)
+        fault_proxy.add("GET", r"/api/tasks", "500", times=5)
+        with pytest.raises(StudioError) as error:
+            studio.push(proxied, sentences, project="secret keeping")
+        record(error.value)
+        fault_proxy.faults.clear()
+    out, err = capfd.readouterr()
+    written = [p.read_text(encoding="utf-8", errors="replace") for p in labels_dir.rglob("*") if p.is_file()]
+    assert written and caplog.text and seen
+    for key in keys:
+        for where, text in [("logs", caplog.text), ("stdout", out), ("stderr", err), ("errors", "\n".join(seen)), ("files", "\n".join(written))]:
+            assert key not in text, f"the API key appears in {where}"
+            assert key[-16:] not in text, f"part of the API key appears in {where}"
+
+
+# --- what an annotator sees ----------------------------------------------------------------
+
+
+def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, chromium: Chromium, tmp_path: Path) -> None:
+    predictor, version = model_predictor()
+    client = connect(studio_server)
+    sentences = make_sentences(5, prefix="page")
+    report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
+    shown = sentences[2]
+    task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
+
+    chromium.open_page(studio_server.login())
+    chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?task={task}")
+    needles = [*LABELS, shown.text, shown.prev, shown.next, shown.title, "Submit"]
+    text = chromium.wait_for_text(needles)
+    dom = chromium.dom()
+    chromium.screenshot(tmp_path / "labelling-page.png")
+    (tmp_path / "labelling-page.html").write_text(dom, encoding="utf-8")
+    missing = [needle for needle in needles if needle not in text]
+    assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / 'labelling-page.png'})"
+    for label in LABELS:
+        assert f">{label}<" in dom or label in dom
+    assert (tmp_path / "labelling-page.png").stat().st_size > 10_000
+    assert version in text, "the model's pre-annotation is offered to the annotator"
