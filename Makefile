@@ -1,0 +1,34 @@
+# Set-up and the two everyday jobs. Every target installs what it needs.
+#   make classify   install the toolkit and classify examples/ with the default model
+#   make test       install everything (Label Studio and Chromium included) and run all tests
+PYTHON ?= python3
+VENV ?= .venv
+BIN = $(VENV)/bin
+
+.PHONY: classify test install install-test benchmark
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e ".[test]"
+	touch $(VENV)/.installed $@
+
+install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
+
+classify: install
+	$(BIN)/annotate classify examples/
+
+test: install-test
+	bash .ci/install-label-studio
+	bash .ci/install-chromium
+	$(BIN)/python -m pytest -p no:cacheprovider -rs
+
+benchmark: install-test
+	$(BIN)/python benchmarks/bench_classify.py
