@@ -43,20 +43,15 @@ def dumps_line(record: dict[str, Any]) -> bytes:
 
 def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; ``-`` reads stdin."""
-    handle: IO[bytes]
     if str(path) == "-":
-        handle = sys.stdin.buffer
-        return _parse_jsonl(handle, "<stdin>")
+        yield from _parse_jsonl(sys.stdin.buffer, "<stdin>")
+        return
     try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed by the generator
+        handle = open(path, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
     except OSError as e:
         raise InputError(f"cannot open ({e.strerror})", path=path) from e
-    return _closing(_parse_jsonl(handle, path), handle)
-
-
-def _closing(lines: Iterator[tuple[int, dict[str, Any]]], handle: IO[bytes]) -> Iterator[tuple[int, dict[str, Any]]]:
     with handle:
-        yield from lines
+        yield from _parse_jsonl(handle, path)
 
 
 def _parse_jsonl(handle: IO[bytes], name: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:

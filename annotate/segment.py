@@ -42,6 +42,8 @@ _FURNITURE = re.compile(
       | (?:related|recommended|more)\s+(?:articles?|stories|reading|news)\b.*
       | read\s+(?:more|next|also)\b.*
       | follow\s+us\b.* | print | email | copy\s+link | comments? | close
+      | you\s+have\s+(?:read|\d+)\b.*\bfree\s+(?:articles?|stories)\b.* | get\s+unlimited\s+access\b.*
+      | already\s+a\s+(?:subscriber|member)\b.* | (?:log|sign)\s+in(?:\s+to\b.*)? | register\s+(?:now|for\s+free)\b.*
       | (?:accept|reject|manage)\s+(?:all\s+)?cookies\b.* | we\s+use\s+cookies\b.*
       | (?:copyright\s*)?©.* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
       | (?:分享|分享到|转发|点赞|在看|收藏|扫码|扫一扫|关注我们|点击关注|阅读原文|阅读全文|返回顶部|打开APP|下载APP)\b.*

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
 
 import httpx
 import orjson
@@ -118,8 +118,14 @@ def prediction_payload(labels: Sequence[str], *, score: float, model_version: st
 
 
 def prediction_confidence(scores: dict[str, float]) -> float:
-    """How sure the model is of its least certain label (0.5 = a coin toss, 1 = certain)."""
-    return min(max(score, 1.0 - score) for score in scores.values())
+    """How sure the model is of its least certain label (0.5 = a coin toss, 1 = certain).
+
+    Used as the prediction's ``score``, so sorting tasks by it puts the
+    sentences where the model hesitated on any label first.
+    """
+    if not scores:
+        return 1.0
+    return float(min(max(float(score), 1.0 - float(score)) for score in scores.values()))
 
 
 def predictions_for(sentences: Sequence[Sentence], model: Model) -> list[dict[str, Any]]:
@@ -142,17 +148,6 @@ def build_tasks(
         for sentence, prediction in zip(sentences, predictions, strict=True)
     ]
 
-def prediction_score(scores: dict[str, float]) -> float:
-    """How sure the model is of its whole answer: the least certain label's margin.
-
-    ``min(max(p, 1 - p))`` over the labels, so sorting tasks by score puts
-    the sentences where the model hesitated on any label first.
-    """
-    if not scores:
-        return 1.0
-    return float(min(max(float(p), 1.0 - float(p)) for p in scores.values()))
-
-
 # --- the client ------------------------------------------------------------------------
 
 Predictor = Callable[[list[str]], list[tuple[list[str], dict[str, float]]]]
@@ -172,8 +167,11 @@ class StudioClient:
     and every message this class produces has it masked.
     """
 
-    def __init__(self, sdk: LabelStudio, *, url: str, timeout: float, retries: int, backoff: float, secret: str) -> None:
+    def __init__(
+        self, sdk: LabelStudio, *, url: str, timeout: float, retries: int, backoff: float, secret: str, http: httpx.Client | None = None
+    ) -> None:
         self.sdk = sdk
+        self._http = http
         self.url = url
         self.timeout = timeout
         self.retries = retries
@@ -183,6 +181,17 @@ class StudioClient:
 
     def __repr__(self) -> str:
         return f"StudioClient(url={self.url!r})"
+
+    def close(self) -> None:
+        """Close the connections to the server."""
+        if self._http is not None:
+            self._http.close()
+
+    def __enter__(self) -> StudioClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
     def options(self, timeout: float | None = None) -> RequestOptions:
         """SDK ``request_options``: our timeout, and no SDK-level retries (we retry)."""
@@ -293,6 +302,8 @@ def connect(url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3, 
     refused connections and HTTP 5xx are retried ``retries`` times, waiting
     ``backoff``, ``2*backoff``, ... seconds.
 
+    Close the client when done (or use it in a ``with`` block).
+
     Raises
     ------
     StudioConnectionError
@@ -306,12 +317,18 @@ def connect(url: str, api_key: str, *, timeout: float = 30.0, retries: int = 3, 
     if not api_key or not api_key.strip():
         raise InputError("LABEL_STUDIO_API_KEY is not set; export it or pass --api-key")
     api_key = api_key.strip()
+    http = httpx.Client(timeout=timeout, follow_redirects=True)
     try:
-        sdk = LabelStudio(base_url=url, api_key=api_key, timeout=timeout, max_retries=0)  # type: ignore[no-untyped-call]
+        sdk = LabelStudio(base_url=url, api_key=api_key, timeout=timeout, max_retries=0, httpx_client=http)  # type: ignore[no-untyped-call]
     except ApiError as e:  # an expired or malformed JWT is refused before any request
+        http.close()
         raise StudioAuthError(f"Label Studio at {url} rejected the API key ({_detail(e.body)})", status=e.status_code) from None
-    client = StudioClient(sdk, url=url, timeout=timeout, retries=retries, backoff=backoff, secret=api_key)
-    me = client.call("checking the API key", sdk.users.whoami, request_options=client.options())
+    client = StudioClient(sdk, url=url, timeout=timeout, retries=retries, backoff=backoff, secret=api_key, http=http)
+    try:
+        me = client.call("checking the API key", sdk.users.whoami, request_options=client.options())
+    except BaseException:
+        client.close()
+        raise
     client.user_email = str(getattr(me, "email", "") or "")
     logger.info("connected to Label Studio at %s as %s", url, client.user_email or "?")
     return client
@@ -472,7 +489,7 @@ def predict_payloads(
             raise InputError(f"the model returned {len(outputs)} predictions for {len(batch)} sentences")
         for sentence, (labels, scores) in zip(batch, outputs, strict=True):
             try:
-                payloads.append(prediction_payload(labels, score=prediction_score(scores), model_version=model_version))
+                payloads.append(prediction_payload(labels, score=prediction_confidence(scores), model_version=model_version))
             except InputError as e:
                 raise InputError(f"sentence {sentence.sentence_id}: {e}") from e
     return payloads

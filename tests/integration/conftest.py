@@ -43,6 +43,9 @@ START_TIMEOUT = 180.0
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "integration: needs a real Label Studio server (tests/integration)")
+    # label-studio-sdk 2.1.2 refreshes Personal Access Tokens with pydantic's
+    # deprecated parse_obj; that is the SDK's business, not a failure of ours.
+    config.addinivalue_line("filterwarnings", "ignore:The `parse_obj` method is deprecated:DeprecationWarning")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -352,9 +355,10 @@ class FaultProxy:
                     status = {"500": "500 Internal Server Error", "400": "400 Bad Request"}[fault.action]
                     text = json.dumps({"detail": f"injected HTTP {fault.action}"}).encode()
                     client.sendall(
-                        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n\r\n".encode() + text
+                        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n"
+                        "Connection: close\r\n\r\n".encode() + text
                     )
-                    continue
+                    return
                 if fault and fault.action == "drop-before":
                     return
                 request = "\r\n".join([lines[0], *headers, "Connection: close"]).encode() + b"\r\n\r\n" + body
@@ -364,7 +368,7 @@ class FaultProxy:
                 if fault and fault.action == "delay":
                     time.sleep(fault.delay)
                 client.sendall(answer)
-                return  # the answer said "Connection: close"
+                return  # one request per connection: the answer says "Connection: close"
         except OSError:
             return
         finally:
@@ -382,7 +386,9 @@ class FaultProxy:
                 if not chunk:
                     break
                 chunks.append(chunk)
-        return b"".join(chunks)
+        head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+        kept = [line for line in head.split(b"\r\n") if not line.lower().startswith((b"connection:", b"keep-alive:"))]
+        return b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n" + body
 
     def close(self) -> None:
         self._closed = True

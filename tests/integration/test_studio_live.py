@@ -11,10 +11,11 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import httpx
 import pytest
 from label_studio_sdk import LabelStudio
 
@@ -70,8 +71,27 @@ def make_sentences(n: int, *, prefix: str = "s", start: int = 0) -> list[Sentenc
     return sentences
 
 
+_OPEN: list[httpx.Client | studio.StudioClient] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
 def sdk(server: StudioServer, api_key: str | None = None) -> LabelStudio:
-    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key)
+    """The bare SDK, to play the annotators and to check the server's state."""
+    http = httpx.Client(timeout=60.0, follow_redirects=True)
+    _OPEN.append(http)
+    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key, httpx_client=http)
+
+
+def open_client(url: str, api_key: str, **kwargs: Any) -> studio.StudioClient:
+    client = studio.connect(url, api_key, **kwargs)
+    _OPEN.append(client)
+    return client
 
 
 def task_ids_by_sentence(server: StudioServer, project_id: int) -> dict[str, list[int]]:
@@ -103,7 +123,7 @@ def model_predictor() -> tuple[studio.Predictor, str]:
     from annotate import classify
 
     model = classify.load_model(None)
-    return classify.predictor(model), classify.model_version(model)
+    return model.predict, model.card.model_id
 
 
 def choices(*labels: str) -> list[dict[str, Any]]:
@@ -111,7 +131,7 @@ def choices(*labels: str) -> list[dict[str, Any]]:
 
 
 def connect(server: StudioServer, **kwargs: Any) -> studio.StudioClient:
-    return studio.connect(server.url, server.api_key, **{**FAST, **kwargs})
+    return open_client(server.url, server.api_key, **{**FAST, **kwargs})
 
 
 # --- push ------------------------------------------------------------------------------------
@@ -222,7 +242,7 @@ def test_several_projects_with_one_name_is_an_error(studio_server: StudioServer)
 
 
 def test_batch_rejected_by_server_names_its_sentences(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = studio.connect(fault_proxy.url, studio_server.api_key, **FAST)
+    client = open_client(fault_proxy.url, studio_server.api_key, **FAST)
     sentences = make_sentences(30, prefix="rej")
     studio.push(client, sentences[:10], project="rejected batch", batch_size=10)  # the first batch is in
     fault_proxy.add("POST", r"/api/projects/\d+/import", "400", times=1)
@@ -314,7 +334,7 @@ def test_two_annotators_a_skip_then_pull_and_status(studio_server: StudioServer,
 def test_personal_access_token_works(studio_server: StudioServer) -> None:
     pat = studio_server.personal_access_token()
     assert pat.count(".") == 2, "a JWT"
-    client = studio.connect(studio_server.url, pat, **FAST)
+    client = open_client(studio_server.url, pat, **FAST)
     assert client.user_email == studio_server.email
     report = studio.push(client, make_sentences(12, prefix="pat"), project="pushed with a PAT", batch_size=5)
     assert report.tasks_created == 12
@@ -393,7 +413,7 @@ def test_server_killed_mid_request_then_completed(studio_server: StudioServer) -
 
 
 def test_http_500_on_one_batch_is_retried(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = studio.connect(fault_proxy.url, studio_server.api_key, **FAST)
+    client = open_client(fault_proxy.url, studio_server.api_key, **FAST)
     sentences = make_sentences(50, prefix="five")
     studio.push(client, sentences[:10], project="http 500", batch_size=10)
     fault_proxy.add("POST", r"/api/projects/\d+/import", "500", times=1)
@@ -405,7 +425,7 @@ def test_http_500_on_one_batch_is_retried(studio_server: StudioServer, fault_pro
 
 
 def test_slow_and_dropped_connections_are_retried_without_duplicates(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = studio.connect(fault_proxy.url, studio_server.api_key, timeout=2.0, retries=3, backoff=0.05)
+    client = open_client(fault_proxy.url, studio_server.api_key, timeout=2.0, retries=3, backoff=0.05)
     sentences = make_sentences(60, prefix="flaky")
     studio.push(client, sentences[:10], project="flaky network", batch_size=10)
     # The server imports these batches, but the answers come too late or never.
@@ -421,7 +441,7 @@ def test_slow_and_dropped_connections_are_retried_without_duplicates(studio_serv
 
 
 def test_a_server_that_keeps_failing_is_given_up_on(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = studio.connect(fault_proxy.url, studio_server.api_key, timeout=5.0, retries=2, backoff=0.1)
+    client = open_client(fault_proxy.url, studio_server.api_key, timeout=5.0, retries=2, backoff=0.1)
     sentences = make_sentences(20, prefix="down")
     studio.push(client, sentences[:10], project="always 500", batch_size=10)
     fault_proxy.add("POST", r"/api/projects/\d+/import", "500", times=1000)
@@ -457,7 +477,7 @@ def test_api_key_never_appears(
             error = error.__cause__ or error.__context__  # type: ignore[assignment]
 
     for key in keys:
-        client = studio.connect(studio_server.url, key, **FAST)
+        client = open_client(studio_server.url, key, **FAST)
         seen.append(repr(client))
         studio.push(client, sentences, project="secret keeping", batch_size=4)
         seen.append(studio.pull(client, project="secret keeping", labels_dir=labels_dir).model_dump_json())
@@ -470,7 +490,7 @@ def test_api_key_never_appears(
             with pytest.raises(StudioError) as error:
                 action()
             record(error.value)
-        proxied = studio.connect(fault_proxy.url, key, timeout=5.0, retries=1, backoff=0.05)
+        proxied = open_client(fault_proxy.url, key, timeout=5.0, retries=1, backoff=0.05)
         fault_proxy.add("GET", r"/api/tasks", "500", times=5)
         with pytest.raises(StudioError) as error:
             studio.push(proxied, sentences, project="secret keeping")

@@ -1,0 +1,30 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+EXAMPLES = ROOT / "examples"
+
+
+@pytest.fixture(autouse=True)
+def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never see the developer's Label Studio settings."""
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A model trained on a slice of the starter set, for round trips that must not touch models/default."""
+    from annotate.dataset import load_labels
+    from annotate.train import train
+
+    rows = load_labels(ROOT / "labels")
+    articles = sorted({row.article_id for row in rows})[::3]
+    subset = [row for row in rows if row.article_id in set(articles)]
+    folder = tmp_path_factory.mktemp("models") / "small"
+    train(subset, model_dir=folder, evaluate=False)
+    return folder

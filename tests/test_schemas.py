@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from annotate import schemas, studio
+from annotate.labels import LABEL_HINTS, LABELS
+
+from .conftest import ROOT
+
+SHARED_GUIDE = ROOT.parent / "shared" / "LABEL_GUIDE.md"
+
+
+@pytest.mark.parametrize("name", sorted(schemas.json_schemas()))
+def test_json_schemas_are_up_to_date(name: str) -> None:
+    """Regenerate with: python -m annotate.schemas"""
+    assert (ROOT / "schemas" / name).read_text(encoding="utf-8") == schemas.json_schemas()[name]
+
+
+def test_label_config_is_up_to_date() -> None:
+    """Regenerate with: python -m annotate.studio"""
+    assert studio.read_label_config() == studio.label_config()
+
+
+def test_label_config_offers_the_four_labels_with_hotkeys_and_context() -> None:
+    root = ET.fromstring(studio.read_label_config())
+    choices = root.find(".//Choices")
+    assert choices is not None and choices.get("choice") == "multiple"
+    assert [(c.get("value"), c.get("hotkey")) for c in choices.findall("Choice")] == [(label, str(n)) for n, label in enumerate(LABELS, 1)]
+    assert {t.get("value") for t in root.iter("Text")} == {"$prev", "$text", "$next"}
+    assert root.find(".//Header").get("value") == "$title"  # type: ignore[union-attr]
+    assert root.find(".//TextArea") is not None
+    assert set(LABEL_HINTS) == set(LABELS)
+
+
+def _definitions(markdown: str) -> dict[str, str]:
+    found = re.findall(r"^- (\w+): (.+?)(?=^- |^\S|\Z)", markdown, flags=re.MULTILINE | re.DOTALL)
+    return {name: " ".join(text.split()) for name, text in found if name in LABELS}
+
+
+def test_project_label_guide_matches_the_shared_guide() -> None:
+    if not SHARED_GUIDE.exists():
+        pytest.skip(f"{SHARED_GUIDE} not beside the repo")
+    shared = _definitions(SHARED_GUIDE.read_text(encoding="utf-8"))
+    assert set(shared) == set(LABELS)
+    assert _definitions((ROOT / "labels" / "README.md").read_text(encoding="utf-8")) == shared
