@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -46,21 +47,40 @@ class Model:
 
 
 def decide(scores: np.ndarray, thresholds: np.ndarray) -> tuple[list[str], dict[str, float]]:
+    """``(labels, scores)`` for one row of probabilities: the labels at or above their threshold."""
     labels = [label for label, score, threshold in zip(LABELS, scores, thresholds, strict=True) if score >= threshold]
     return labels, {label: round(float(score), 4) for label, score in zip(LABELS, scores, strict=True)}
 
 
-def load_model(path: Path | None = None) -> Model:
+# Every subset of LABELS in LABELS order, indexed by its bit mask (bit i = LABELS[i]).
+_LABEL_SETS = tuple(tuple(label for bit, label in enumerate(LABELS) if mask >> bit & 1) for mask in range(1 << len(LABELS)))
+_BIT_VALUES = 1 << np.arange(len(LABELS))
+
+
+def decide_batch(scores: np.ndarray, thresholds: np.ndarray) -> tuple[list[list[str]], list[dict[str, float]]]:
+    """:func:`decide` for a whole ``(n, 4)`` batch at once, with the same results.
+
+    The comparisons and the rounding run in numpy; only the final lists and
+    dicts are built in Python (this is the hot path of batch classification).
+    """
+    masks = (scores >= thresholds) @ _BIT_VALUES
+    labels = [list(_LABEL_SETS[mask]) for mask in masks.tolist()]
+    rounded = np.round(scores, 4).tolist()
+    return labels, [dict(zip(LABELS, row)) for row in rounded]
+
+
+def load_model(path: Path | None = None, *, quick: bool = False) -> Model:
     """Load a model folder (default: the shipped model), refusing anything unsafe or stale.
 
     The model file must match the SHA-256 in its card, contain only the card's
     trusted types (checked again against our own allow-list), and have been
     trained for the current labels and schema version.
+
+    With ``quick``, a model that is exactly our default pipeline is applied
+    with numpy alone (see :mod:`annotate._linear`), which skips the seconds of
+    importing scikit-learn and skops: the choice for a few articles, not for
+    a corpus. Any other model is loaded as usual.
     """
-    import skops.io
-
-    from .train import TRUSTED_TYPES
-
     folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
     card_path = folder / CARD_FILE
     try:
@@ -80,14 +100,84 @@ def load_model(path: Path | None = None) -> Model:
         raise ModelError(f"{model_path}: cannot read the model ({e.strerror})") from e
     if hashlib.sha256(data).hexdigest() != card.model_sha256:
         raise ModelError(f"{model_path}: file does not match the SHA-256 in its model card; refusing to load it")
-    untrusted = set(skops.io.get_untrusted_types(data=data)) - set(TRUSTED_TYPES)
-    if untrusted:
-        raise ModelError(f"{model_path}: model contains types that are not allowed: {', '.join(sorted(untrusted))}")
+    if sorted(card.thresholds) != sorted(LABELS) or not all(0.0 <= value <= 1.0 for value in card.thresholds.values()):
+        raise ModelError(f"{card_path}: the card needs a threshold from 0 to 1 for each of {', '.join(LABELS)}")
+    _check_model_archive(data, model_path)
+    if quick:
+        from ._linear import linear_pipeline
+
+        linear = linear_pipeline(data, labels=len(LABELS))
+        if linear is not None:
+            return Model(pipeline=linear, card=card, path=folder)
+    import skops.io
+
+    from .train import TRUSTED_TYPES
+
     try:
         pipeline = skops.io.loads(data, trusted=TRUSTED_TYPES)
-    except Exception as e:  # skops raises many types for a corrupt or hostile file
+        columns = np.shape(pipeline.predict_proba(["a model check"]))
+    except Exception as e:  # skops and a pipeline of the wrong shape raise many types
         raise ModelError(f"{model_path}: cannot load the model ({type(e).__name__}: {e})") from e
+    if columns != (1, len(LABELS)):
+        raise ModelError(f"{model_path}: model gives {columns[-1]} scores per sentence, not {len(LABELS)}; retrain it")
     return Model(pipeline=pipeline, card=card, path=folder)
+
+
+# What a saved pipeline may hold besides train.TRUSTED_TYPES: plain containers,
+# JSON values and numpy arrays. Functions, methods, partials, operator and
+# reduce constructors (skops's other node kinds) are never part of our model.
+_MODEL_NODE_KINDS = frozenset({"ObjectNode", "DictNode", "ListNode", "TupleNode", "JsonNode", "TypeNode", "NdArrayNode"})
+_MODEL_PLAIN_TYPES = frozenset(
+    f"builtins.{name}" for name in ("dict", "list", "tuple", "str", "int", "float", "bool", "NoneType")
+) | {"numpy.ndarray", "numpy.float64"}
+# train.TRUSTED_TYPES spelled out, so that checking a model file imports no scikit-learn
+# (seconds here; tests/test_scale.py checks that the two agree).
+TRUSTED_TYPE_NAMES = frozenset(
+    {
+        "sklearn.feature_extraction.text.HashingVectorizer",
+        "sklearn.feature_extraction.text.TfidfTransformer",
+        "sklearn.linear_model._logistic.LogisticRegression",
+        "sklearn.multiclass.OneVsRestClassifier",
+        "sklearn.pipeline.Pipeline",
+    }
+)
+# Our model unpacks to ~10 MB; far more is a zip bomb, not a model.
+MAX_MODEL_UNPACKED_BYTES = 1 << 30
+
+
+def _check_model_archive(data: bytes, model_path: Path) -> None:
+    """Refuse a model file that is not a skops archive of our pipeline's types, before anything is imported or built.
+
+    skops alone would also accept every scikit-learn estimator and some
+    functions by default; this walk of its schema allows only our own list.
+    """
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            if sum(entry.file_size for entry in archive.infolist()) > MAX_MODEL_UNPACKED_BYTES:
+                raise ModelError(f"{model_path}: model unpacks to more than {MAX_MODEL_UNPACKED_BYTES >> 20} MB; refusing it")
+            # json, like skops: another parser could read duplicate keys differently.
+            schema = json.loads(archive.read("schema.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, EOFError, OSError) as e:
+        raise ModelError(f"{model_path}: not a skops model file ({type(e).__name__}: {e}); a pickle or joblib file is never loaded") from e
+    allowed = _MODEL_PLAIN_TYPES | TRUSTED_TYPE_NAMES
+    refused: set[str] = set()
+    pending: list[Any] = [schema]
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            pending.extend(node)
+        elif isinstance(node, dict):
+            if "__loader__" in node:
+                name = f"{node.get('__module__')}.{node.get('__class__')}"
+                if node["__loader__"] not in _MODEL_NODE_KINDS:
+                    refused.add(f"{name} ({node['__loader__']})")
+                elif name not in allowed:
+                    refused.add(name)
+            pending.extend(node.values())
+    if refused:
+        raise ModelError(f"{model_path}: model contains types that are not allowed: {', '.join(sorted(refused)[:10])}; refusing to load it")
 
 
 def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -98,17 +188,18 @@ def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
 
 def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
     """Add ``labels`` and ``scores`` to each record (which needs a ``text``), in batches."""
+    thresholds = model.thresholds
     for batch in _batches(records, batch_size):
-        scores = model.predict_proba([record["text"] for record in batch])
-        for record, row in zip(batch, scores, strict=True):
-            labels, label_scores = decide(row, model.thresholds)
-            yield {**record, "labels": labels, "scores": label_scores}
+        labels, scores = decide_batch(model.predict_proba([record["text"] for record in batch]), thresholds)
+        for record, record_labels, record_scores in zip(batch, labels, scores, strict=True):
+            yield {**record, "labels": record_labels, "scores": record_scores}
 
 
 def classify(sentences: Iterable[Sentence], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[ClassifiedSentence]:
     """Classify sentences in batches, keeping their order."""
     for record in classify_records((s.model_dump() for s in sentences), model=model, batch_size=batch_size):
-        yield ClassifiedSentence.model_validate(record)
+        # The sentence was validated when it was made and labels/scores come from us: skip re-validation.
+        yield ClassifiedSentence.model_construct(**record)
 
 
 def digest(sentences: Sequence[ClassifiedSentence], *, evidence: int = EVIDENCE_PER_LABEL) -> ArticleDigest:

@@ -6,7 +6,9 @@ Exit codes: 0 ok, 2 bad usage or bad input, 1 any other toolkit error.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
@@ -38,12 +40,21 @@ class AnnotateGroup(click.Group):
         try:
             return super().invoke(ctx)
         except InputError as e:
-            raise CommandError(str(e), 2) from e
+            raise CommandError(one_line(str(e)), 2) from e
         except AnnotateError as e:
-            raise CommandError(str(e), 1) from e
+            raise CommandError(one_line(str(e)), 1) from e
         except BrokenPipeError:
             sys.stderr.close()  # a closed pipe (| head) is not an error
             sys.exit(0)
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks and other control characters escaped.
+
+    Error messages quote file names and values from the input, which must not
+    split the one ``Error:`` line or send escape sequences to the terminal.
+    """
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in message)
 
 
 def quiet_option(function: F) -> F:
@@ -130,9 +141,10 @@ def ingest(paths: tuple[Path, ...], output: Path | None, force: bool, quiet: boo
 @click.argument("sentences", type=click.Path(path_type=Path))
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True, help="The Label Studio import file (JSON).")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Add this model's predictions as pre-annotations.")
+@click.option("--rules", is_flag=True, help="Add the keyword rules' predictions as pre-annotations (model version rules-<hash>).")
 @force_option
 @quiet_option
-def export(sentences: Path, output: Path, model_dir: Path | None, force: bool, quiet: bool) -> None:
+def export(sentences: Path, output: Path, model_dir: Path | None, force: bool, quiet: bool, rules: bool = False) -> None:
     """Write sentences as a Label Studio import file (JSON list of tasks).
 
     The project's labelling config is schemas/label_config.xml. With --model,
@@ -149,10 +161,8 @@ def export(sentences: Path, output: Path, model_dir: Path | None, force: bool, q
     check_output(output, force=force)
     rows = list(read_sentences(sentences))
     predictions = None
-    if model_dir is not None:
-        from .classify import load_model
-
-        predictions = predictions_for(rows, load_model(model_dir))
+    if model_dir is not None or rules:
+        predictions = predictions_for(rows, model_or_rules(model_dir, rules=rules))
     tasks = build_tasks(rows, predictions)
     with atomic_write(output) as handle:
         json.dump(tasks, handle, ensure_ascii=False, indent=1)
@@ -235,75 +245,446 @@ def train(labels_path: Path, output: Path, no_eval: bool, force: bool, as_json: 
 @cli.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
 @click.option("--sentences", "sentences_file", type=click.Path(path_type=Path), help="Classify pre-split sentences (JSONL with a 'text' field; other fields pass through).")
-@click.option("-o", "--output", type=click.Path(path_type=Path), help="Per-sentence results: .jsonl, .csv or .parquet; - for JSONL on stdout.")
-@click.option("--digest", "digest_file", type=click.Path(path_type=Path), help="Also write the per-article digests as JSONL.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Per-sentence results: .jsonl, .csv or .parquet; - for JSONL on stdout. A folder with --engine dask.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Output format  [default: from the -o suffix, else jsonl]")
+@click.option("--digest", "digest_file", type=click.Path(path_type=Path), help="Also write the per-article digests as JSONL (a folder with --engine dask).")
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (default: the shipped model).")
+@click.option("--rules", is_flag=True, help="Use the keyword rules in schemas/rules.toml instead of a model.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes to classify with  [default: 1; --engine dask: one local worker per core]")
+@click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="dask: partitioned run on a Dask cluster.")
+@click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: start a local cluster).")
+@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Sentences per prediction batch.")
 @force_option
 @quiet_option
-def classify(paths: tuple[Path, ...], sentences_file: Path | None, output: Path | None, digest_file: Path | None, model_dir: Path | None, force: bool, quiet: bool) -> None:
+def classify(
+    paths: tuple[Path, ...],
+    sentences_file: Path | None,
+    output: Path | None,
+    fmt: str | None,
+    digest_file: Path | None,
+    model_dir: Path | None,
+    jobs: int | None,
+    engine: str,
+    scheduler: str | None,
+    batch_size: int,
+    force: bool,
+    quiet: bool,
+    rules: bool = False,
+) -> None:
     """Classify every sentence of the articles in PATHS.
 
     Without -o, print a digest per article: each label with its count and its
-    strongest evidence sentences with "[para. N]" references.
+    strongest evidence sentences with "[para. N]" references. Input and output
+    are streamed, so memory stays flat whatever the input size.
 
     \b
     Examples:
         annotate classify examples/
         annotate classify archive/ -o results.jsonl --digest digests.jsonl
-        annotate classify --sentences sentences.jsonl -o results.csv
+        annotate classify --sentences sentences.jsonl -o results.parquet --jobs 2
+        annotate classify archive/ --engine dask --scheduler tcp://10.0.0.5:8786 -o results/ --format parquet
     """
-    from ._io import read_jsonl, write_records
-    from .classify import classify as classify_sentences
-    from .classify import classify_records, digests, load_model, render_digest
+    from ._io import format_for, open_records, write_records
+    from .classify import render_digest
+    from .scale import article_digest, by_article, classify_articles, classify_sentence_records, is_small_input, iter_articles, read_sentence_records
 
     if bool(paths) == bool(sentences_file):
         raise click.UsageError("Give article PATHS or --sentences FILE, not both or neither.")
+    if sentences_file and digest_file:
+        raise click.UsageError("--digest needs article PATHS: pre-split sentences carry no article structure.")
+    if scheduler and engine != "dask":
+        raise click.UsageError("--scheduler needs --engine dask.")
     check_inputs([*paths, *([sentences_file] if sentences_file else [])])
     check_output(output, force=force)
     check_output(digest_file, force=force)
+    if engine == "dask":
+        if output is None or str(output) == "-":
+            raise click.UsageError("--engine dask writes one file per partition: give -o FOLDER.")
+        inputs = paths or (sentences_file,)
+        model = model_or_rules(model_dir, rules=rules)
+        _classify_on_dask(inputs, sentences=bool(sentences_file), output=output, fmt=fmt or "jsonl", digest_dir=digest_file, model=model, scheduler=scheduler, workers=jobs or os.cpu_count() or 1, batch_size=batch_size, quiet=quiet)
+        return
     if sentences_file and output is None:
         output = Path("-")
-    if sentences_file and digest_file:
-        raise click.UsageError("--digest needs article PATHS: pre-split sentences carry no article structure.")
-    model = load_model(model_dir)
+    if fmt == "parquet" and output is not None and str(output) == "-":
+        raise click.UsageError("Parquet cannot be written to stdout: give -o FILE.")
+    # A few articles in one process: numpy-only scoring, without seconds of scikit-learn imports.
+    model = model_or_rules(model_dir, rules=rules, quick=(jobs or 1) == 1 and is_small_input(paths or (sentences_file,)))
 
     if sentences_file:
-        records = (_checked_text(line, record, sentences_file) for line, record in read_jsonl(sentences_file))
-        results = progress(classify_records(records, model=model), quiet=quiet, unit=" sentences")
-        count = write_records(output, results)  # type: ignore[arg-type]
+        records = read_sentence_records(sentences_file)
+        results = progress(classify_sentence_records(records, model=model, jobs=jobs or 1, batch_size=batch_size), quiet=quiet, unit=" sentences")
+        count = write_records(output, results, fmt=fmt)  # type: ignore[arg-type]
         note(f"{count} sentences classified with {model.card.model_id}", quiet=quiet or str(output) == "-")
         return
 
-    from .ingest import read_articles
-    from .segment import segment_all
-
-    classified = progress(classify_sentences(segment_all(read_articles(paths)), model=model), quiet=quiet, unit=" sentences")
-    if output is None:
-        article_digests = list(digests(classified))
-        for item in article_digests:
-            click.echo(render_digest(item))
-        if digest_file:
-            write_records(digest_file, (d.model_dump() for d in article_digests), fmt="jsonl")
-        return
-    collected: list[Any] = []
-    rows = (_collect(s, collected if digest_file else None) for s in classified)
-    count = write_records(output, rows)
-    if digest_file:
-        write_records(digest_file, (d.model_dump() for d in digests(collected)), fmt="jsonl")
-    note(f"{count} sentences classified with {model.card.model_id}", quiet=quiet)
-
-
-def _checked_text(line: int, record: dict[str, Any], path: Path) -> dict[str, Any]:
-    if not isinstance(record.get("text"), str):
-        raise SchemaError("each line needs a 'text' field with a string", path=path, line=line)
-    return record
+    classified = classify_articles(iter_articles(paths), model=model, jobs=jobs or 1, batch_size=batch_size)
+    classified = progress(classified, quiet=quiet, unit=" sentences")
+    with contextlib.ExitStack() as stack:
+        rows = stack.enter_context(open_records(output, fmt=fmt or format_for(output))) if output else None
+        digests = stack.enter_context(open_records(digest_file, fmt="jsonl")) if digest_file else None
+        # One article at a time: rows stream out, and its digest is made as soon as it is complete.
+        for article in by_article(classified):
+            if rows is not None:
+                rows.write_many(article)
+            if rows is None or digests is not None:
+                summary = article_digest(article)
+                if rows is None:
+                    click.echo(render_digest(summary))
+                if digests is not None:
+                    digests.write(summary.model_dump())
+    if rows is not None:
+        note(f"{rows.count} sentences classified with {model.card.model_id}", quiet=quiet)
 
 
-def _collect(sentence: Any, into: list[Any] | None) -> dict[str, Any]:
-    if into is not None:
-        into.append(sentence)
-    return dict(sentence.model_dump())
+def _classify_on_dask(
+    inputs: tuple[Path, ...], *, sentences: bool, output: Path, fmt: str, digest_dir: Path | None, model: Any, scheduler: str | None, workers: int, batch_size: int, quiet: bool
+) -> None:
+    from .scale import classify_on_dask, plan_partitions
+
+    try:
+        import distributed  # noqa: F401
+    except ImportError as e:
+        raise CommandError("--engine dask needs Dask: pip install 'annotate[scale]'", 1) from e
+    partitions = plan_partitions(inputs, kind="sentences" if sentences else "articles")
+    note(f"{len(partitions)} partitions on {scheduler or f'a local cluster of {workers} workers'}", quiet=quiet)
+    from tqdm import tqdm
+
+    with tqdm(total=len(partitions), unit=" partitions", disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True) as bar:
+        results = classify_on_dask(
+            partitions, model=model, output_dir=output, fmt=fmt, digest_dir=digest_dir, scheduler=scheduler, workers=workers, batch_size=batch_size, on_done=lambda _: bar.update(1)
+        )
+    note(f"{sum(r.sentences for r in results)} sentences classified with {model.card.model_id} into {len(results)} parts in {output}", quiet=quiet)
+
+
+# >>> quality commands
+def model_or_rules(model_dir: Path | None, *, rules: bool, quick: bool = False) -> Any:
+    """The model for --model (default: the shipped one), or the keyword rules for --rules."""
+    if not rules:
+        from .classify import load_model
+
+        return load_model(model_dir, quick=quick)
+    if model_dir is not None:
+        raise click.UsageError("Give --model or --rules, not both.")
+    from .rules import rules_model
+
+    return rules_model()
+
+
+@cli.command()
+@click.option("--labels", "labels_path", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="Label-set file or folder: cross-validated, or (with --test) the learning curve's training data.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model to score with --test (default: the shipped model).")
+@click.option("--test", "test_file", type=click.Path(path_type=Path), help="Score the model on this labelled file (label-set JSONL) instead of cross-validating.")
+@click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("report"), show_default=True, help="Folder for report.md and its PNG plots.")
+@force_option
+@quiet_option
+@click.option("--json", "as_json", is_flag=True, help="Print the figures as JSON on stdout.")
+def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, output: Path, force: bool, quiet: bool, as_json: bool) -> None:
+    """Measure the classifier and write report.md with plots.
+
+    Without --test: grouped 5-fold cross-validation of the training recipe on
+    the label set (an article's sentences never on both sides of a split), as
+    'annotate train' reports it. With --test: the model scored on that
+    labelled file with its own thresholds. Both give per-label precision,
+    recall, F1, support and Brier score, micro/macro F1, the keyword-rules
+    baseline on the same sentences, a label co-occurrence table and a
+    learning curve (25/50/75/100 % of the training articles). Plots:
+    precision-recall curves with the chosen thresholds, reliability diagrams,
+    the learning curve.
+
+    \b
+    Examples:
+        annotate evaluate -o report/
+        annotate evaluate --test tests/fixtures/heldout.jsonl -o report-heldout/
+    """
+    from .dataset import load_labels
+    from .evaluate import REPORT_FILE, cross_validated_evaluation, model_evaluation, write_report
+    from .labels import LABELS
+    from .rules import load_rules
+
+    if model_dir is not None and test_file is None:
+        raise click.UsageError("--model needs --test: cross-validation trains its own models on the label set.")
+    check_inputs([labels_path, *([test_file] if test_file else [])])
+    check_output(output / REPORT_FILE, force=force)
+    rows = load_labels(labels_path)
+    rules = load_rules()
+    if test_file is None:
+        note(f"cross-validating on {len(rows)} sentences from {labels_path}, learning curve included ...", quiet=quiet)
+        evaluation = cross_validated_evaluation(rows, rules=rules, source=f"grouped 5-fold cross-validation on {labels_path}")
+    else:
+        from .classify import load_model
+
+        test_rows = load_labels(test_file)
+        if not test_rows:
+            raise InputError("no labelled sentences", path=test_file)
+        model = load_model(model_dir)
+        note(f"scoring {model.card.model_id} on {len(test_rows)} sentences; learning curve trained on {labels_path} ...", quiet=quiet)
+        evaluation = model_evaluation(test_rows, model=model, rules=rules, training_rows=rows, source=str(test_file))
+    files = write_report(evaluation, output)
+    if as_json:
+        click.echo(json.dumps(evaluation.summary(), indent=2, ensure_ascii=False))
+    else:
+        metrics = evaluation.metrics
+        click.echo(f"{'label':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8} {'threshold':>9} {'brier':>6}")
+        for label, threshold in zip(LABELS, evaluation.thresholds, strict=True):
+            row = metrics[label]
+            click.echo(f"{label:<20} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f} {int(row['support']):>8} {threshold:>9.2f} {row['brier']:>6.3f}")
+        for average in ("micro", "macro"):
+            row = metrics[average]
+            click.echo(f"{average:<20} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}")
+        baseline = evaluation.baseline
+        click.echo(f"keyword baseline ({evaluation.baseline_id}): micro-F1 {baseline['micro']['f1']:.3f}, macro-F1 {baseline['macro']['f1']:.3f}")
+        curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.learning_curve)
+        click.echo(f"learning curve (macro-F1): {curve}")
+    note(f"report written to {files[-1]} with {len(files) - 1} plots", quiet=quiet)
+
+
+@cli.command()
+@click.argument("sentences_file", metavar="SENTENCES.jsonl", type=click.Path(path_type=Path))
+@click.option("-n", "count", type=click.IntRange(min=1), required=True, help="How many sentences to pick.")
+@click.option("--strategy", type=click.Choice(["uncertainty", "diverse"]), default="uncertainty", show_default=True, help="uncertainty: closest to a decision threshold; diverse: uncertain and unlike each other.")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (default: the shipped model).")
+@click.option("--labels", "labels_path", type=click.Path(path_type=Path), help="Skip sentences already in these label sets  [default: labels/ when it has any]")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the sentences here instead of stdout.")
+@force_option
+@quiet_option
+def select(sentences_file: Path, count: int, strategy: str, model_dir: Path | None, labels_path: Path | None, output: Path | None, force: bool, quiet: bool) -> None:
+    """Pick the N sentences most worth annotating next (active learning).
+
+    SENTENCES.jsonl comes from 'annotate ingest'. Sentences already labelled
+    (same sentence_id in the label sets) and repeated texts are skipped. The
+    output is sentences JSONL, most useful first, for 'annotate studio push'.
+
+    \b
+    Example:
+        annotate select sentences.jsonl -n 200 --strategy diverse -o next.jsonl
+        annotate studio push next.jsonl --project "Health AI news" --model models/default
+    """
+    from ._io import write_records
+    from .active import select as select_sentences
+    from .classify import load_model
+    from .dataset import label_set_files, load_labels
+
+    check_inputs([sentences_file, *([labels_path] if labels_path else [])])
+    check_output(output, force=force)
+    if labels_path is None and Path("labels").is_dir() and label_set_files(Path("labels")):
+        labels_path = Path("labels")
+    labelled = {row.sentence_id for row in load_labels(labels_path)} if labels_path else set()
+    selection = select_sentences(read_sentences(sentences_file), model=load_model(model_dir), n=count, strategy=strategy, skip_ids=labelled)
+    if selection.seen == 0:
+        raise InputError("no sentences in the file", path=sentences_file)
+    write_records(output or "-", (candidate.sentence.model_dump() for candidate in selection.chosen), fmt="jsonl")
+    spread = f"; uncertainty {max(c.uncertainty for c in selection.chosen):.2f} to {min(c.uncertainty for c in selection.chosen):.2f}" if selection.chosen else ""
+    note(
+        f"selected {len(selection.chosen)} of {selection.seen} sentences by {strategy} "
+        f"({selection.skipped_labelled} already labelled, {selection.skipped_duplicates} repeats skipped){spread}",
+        quiet=quiet,
+    )
+
+
+@cli.command()
+@click.option("--labels", "labels_path", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="A label-set file or folder.")
+@click.option("-n", "count", type=click.IntRange(min=1), default=20, show_default=True, help="How many likely-wrong sentences to list (and write with -o).")
+@click.option("-o", "--output", type=click.Path(path_type=Path), help="Write them as a review batch (sentences JSONL) for 'annotate studio push'.")
+@force_option
+@click.option("--json", "as_json", is_flag=True, help="Print the review as JSON on stdout.")
+def review(labels_path: Path, count: int, output: Path | None, force: bool, as_json: bool) -> None:
+    """Check label quality: annotator agreement and likely-wrong labels.
+
+    Agreement: Krippendorff's alpha per label over sentences seen by two or
+    more annotators, and Cohen's kappa per label for each annotator pair.
+    Likely-wrong labels: sentences whose label a model that never saw their
+    article confidently contradicts (grouped out-of-fold predictions,
+    confident-learning thresholds), most suspicious first.
+
+    \b
+    Example:
+        annotate review -n 30 -o review.jsonl
+        annotate studio push review.jsonl --project "Health AI news: review"
+    """
+    from dataclasses import asdict
+
+    from ._io import write_records
+    from .dataset import load_labels
+    from .labels import LABELS
+    from .review import agreement, likely_label_errors, review_batch
+
+    check_inputs([labels_path])
+    check_output(output, force=force)
+    rows = load_labels(labels_path)
+    agreed = agreement(rows)
+    suspects = likely_label_errors(rows)
+    shown = suspects[:count]
+    if output is not None:
+        write_records(output, (s.model_dump() for s in review_batch(shown, rows)), fmt="jsonl")
+    if as_json:
+        report = {
+            "sentences": len(rows),
+            "agreement": asdict(agreed),
+            "flagged": len(suspects),
+            "suspects": [
+                {"sentence_id": s.row.sentence_id, "text": s.row.text, "labels": s.row.labels, "margin": s.margin, "issues": [asdict(i) for i in s.issues]}
+                for s in shown
+            ],
+        }
+        click.echo(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        def number(value: float | None) -> str:
+            return "n/a" if value is None else f"{value:.3f}"
+
+        if agreed.sentences:
+            click.echo(f"agreement over {agreed.sentences} sentences labelled by two or more of: {', '.join(agreed.annotators)}")
+            click.echo("Krippendorff's alpha: " + ", ".join(f"{a.label} {number(a.alpha)}" for a in agreed.labels))
+            for pair in agreed.pairs:
+                kappas = ", ".join(f"{label} {number(pair.kappa[label])}" for label in LABELS)
+                click.echo(f"Cohen's kappa {pair.first} / {pair.second} ({pair.sentences} sentences): {kappas}")
+        else:
+            click.echo("agreement: no sentence was labelled by two or more annotators")
+        click.echo(f"likely wrong labels: {len(suspects)} of {len(rows)} sentences flagged; the {len(shown)} most likely:")
+        for s in shown:
+            issues = "; ".join(f"{i.label}: labelled {i.given}, model {i.probability:.2f}" for i in s.issues)
+            click.echo(f"  {s.margin:.2f}  {s.row.sentence_id}  {issues}\n        {s.row.text}")
+    if output is not None:
+        note(f"{len(shown)} sentences written to {output} for review")
+# <<< quality commands
 
 
 # >>> studio commands
+def studio_options(function: F) -> F:
+    """--url, --api-key (both from the environment) and --project."""
+    function = click.option("--project", required=True, help="Title of the Label Studio project.")(function)
+    function = click.option(
+        "--api-key", envvar="LABEL_STUDIO_API_KEY", show_envvar=True, metavar="KEY",
+        help="Legacy token or Personal Access Token (never printed or saved).",
+    )(function)  # fmt: skip
+    function = click.option("--url", envvar="LABEL_STUDIO_URL", show_envvar=True, help="Label Studio's address, e.g. http://localhost:8080.")(function)
+    return function
+
+
+def studio_connect(url: str | None, api_key: str | None) -> Any:
+    from .studio import connect
+
+    if not url:
+        raise InputError("LABEL_STUDIO_URL is not set; export it or pass --url")
+    if not api_key:
+        raise InputError("LABEL_STUDIO_API_KEY is not set; export it or pass --api-key")
+    return connect(url, api_key)
+
+
+@cli.group()
+def studio() -> None:
+    """Drive a running Label Studio: push sentences, pull annotations, see progress."""
+
+
+@studio.command("push")
+@click.argument("sentences", type=click.Path(path_type=Path))
+@studio_options
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Pre-annotate new tasks (and tasks lacking this model's version) with this model.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True, help="Tasks per import request.")
+@click.option("--update-config", is_flag=True, help="Replace a different labelling config with schemas/label_config.xml (annotations are kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+@quiet_option
+def studio_push(
+    sentences: Path, url: str | None, api_key: str | None, project: str, model_dir: Path | None, batch_size: int, update_config: bool, as_json: bool, quiet: bool
+) -> None:
+    """Import SENTENCES (JSONL from 'annotate ingest') as tasks of a project.
+
+    Creates the project (labelling config from schemas/label_config.xml) or
+    reuses it. Sentences already in the project (same sentence_id) are
+    skipped, so re-running after an interruption, or pushing an overlapping
+    file, never duplicates a task. With --model, tasks carry the model's
+    labels as pre-annotations and the project shows that model's version.
+
+    \b
+    Example:
+        annotate studio push sentences.jsonl --project "Health AI news" --model models/default
+    """
+    from tqdm import tqdm
+
+    from .studio import push
+
+    check_inputs([sentences])
+    rows = list(read_sentences(sentences))
+    predictor, version = None, None
+    if model_dir is not None:
+        from .classify import load_model
+
+        model = load_model(model_dir)
+        predictor, version = model.predict, model.card.model_id
+    total = len({row.sentence_id for row in rows})
+    with studio_connect(url, api_key) as client, tqdm(total=total, unit=" sentences", disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True) as bar:
+        report = push(client, rows, project=project, predictor=predictor, model_version=version, batch_size=batch_size, update_config=update_config, progress=bar.update)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    state = "created" if report.created_project else "config updated" if report.config_updated else "existing"
+    click.echo(
+        f"project {report.project!r} (id {report.project_id}, {state}): {report.tasks_created} tasks created, "
+        f"{report.tasks_skipped_existing} already there ({report.tasks_before + report.tasks_created} tasks now)"
+    )
+    if report.model_version:
+        click.echo(f"{report.predictions_created} predictions of model {report.model_version} added; it is the project's model version")
+
+
+@studio.command("pull")
+@studio_options
+@click.option("-o", "--labels-dir", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="Folder of the label sets; raw exports go to its raw/.")
+@click.option("--name", default="studio", show_default=True, help="Label-set name: files are NAME-vN.jsonl.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def studio_pull(url: str | None, api_key: str | None, project: str, labels_dir: Path, name: str, as_json: bool) -> None:
+    """Export a project's annotations into the next version of a label set.
+
+    Uses Label Studio's export API, keeps the raw export in LABELS_DIR/raw/
+    (timestamped), writes the label set exactly as 'annotate labels import'
+    does, and reports what changed since the last pull. An export with fewer
+    annotations than the last one is reported as a warning; both are kept.
+
+    \b
+    Example:
+        annotate studio pull --project "Health AI news" -o labels/
+    """
+    from .studio import pull
+
+    with studio_connect(url, api_key) as client:
+        report = pull(client, project=project, labels_dir=labels_dir, name=name)
+    if report.warning:
+        click.echo(f"Warning: {report.warning}", err=True)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    result = report.label_set
+    where = result.file or f"unchanged, still version {result.version}"
+    kept = report.snapshot if report.snapshot_written else f"{report.snapshot} (unchanged)"
+    click.echo(
+        f"{result.rows} labelled sentences from {result.tasks} tasks ({report.annotations} annotations) -> {where}\n"
+        f"raw export: {kept}\n"
+        f"left out: {result.without_annotations} tasks without annotations, {result.skipped_cancelled} cancelled annotations\n"
+        f"disagreements: {result.disagreements} (ties: {result.ties})\n"
+        f"since last version: {result.new} new, {result.updated} updated, {result.removed} removed"
+    )
+
+
+@studio.command("status")
+@studio_options
+@click.option("--json", "as_json", is_flag=True, help="Print the status as JSON on stdout.")
+def studio_status(url: str | None, api_key: str | None, project: str, as_json: bool) -> None:
+    """How far the annotators are: tasks, annotated, skipped, per label and annotator, predictions.
+
+    \b
+    Example:
+        annotate studio status --project "Health AI news" --json
+    """
+    from .studio import status
+
+    with studio_connect(url, api_key) as client:
+        report = status(client, project=project)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    click.echo(f"project {report.project!r} (id {report.project_id}), model version: {report.model_version or '-'}")
+    click.echo(f"tasks: {report.tasks}, annotated: {report.annotated}, skipped: {report.skipped}, annotations: {report.annotations}")
+    for title, counts in (("per label", report.per_label), ("per annotator", report.per_annotator), ("predictions per model version", report.predictions)):
+        click.echo(f"{title}:" + ("" if counts else " none"))
+        for key, count in counts.items():
+            click.echo(f"  {key:<40} {count:>7}")
 # <<< studio commands

@@ -76,17 +76,26 @@ def _annotator(value: Any) -> str:
     return f"user:{value}" if isinstance(value, int) else str(value)
 
 
-def _choices(result: Iterable[dict[str, Any]], where: str) -> list[str]:
-    chosen: list[str] = []
-    for region in result:
-        if region.get("type") != "choices":
+def _expect(value: Any, kind: type, what: str, where: str) -> Any:
+    """``value`` if it is a ``kind``; else the InputError that a hand-edited or foreign export deserves."""
+    if not isinstance(value, kind):
+        expected = "a JSON object" if kind is dict else "a JSON array" if kind is list else kind.__name__
+        raise InputError(f"{where}: {what} must be {expected}, got {type(value).__name__}")
+    return value
+
+
+def _choices(result: Any, where: str) -> list[str]:
+    chosen: list[Any] = []
+    for region in _expect(result, list, "'result'", where):
+        if _expect(region, dict, "each 'result' region", where).get("type") != "choices":
             continue
-        chosen.extend(region.get("value", {}).get("choices", []))
+        value = _expect(region.get("value", {}), dict, "a region's 'value'", where)
+        chosen.extend(_expect(value.get("choices", []), list, "'choices'", where))
     return _checked(chosen, where)
 
 
 def _checked(chosen: Sequence[Any], where: str) -> list[str]:
-    for label in chosen:
+    for label in _expect(chosen, list, "'choices'", where):
         if label not in LABELS:
             raise InputError(f"{where}: unknown label {label!r} (expected one of {', '.join(LABELS)})")
     return [label for label in LABELS if label in chosen]
@@ -134,15 +143,17 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
     """Turn an export's tasks into label-set rows, with counts of what was left out."""
     counts: Counter[str] = Counter()
     grouped: dict[str, tuple[dict[str, Any], list[tuple[str, list[str], bool, str]]]] = {}
-    for position, task in enumerate(payload, start=1):
+    texts: dict[str, tuple[str, int]] = {}
+    for position, task in enumerate(_expect(payload, list, "the export", origin), start=1):
         counts["tasks"] += 1
-        where = f"{origin}: task #{position} (id {task.get('id')})"
+        where = f"{origin}: task #{position}"
+        where = f"{where} (id {_expect(task, dict, 'a task', where).get('id')})"
         if "data" in task or "annotations" in task:
-            data = task.get("data") or {}
+            data = _expect(task.get("data") or {}, dict, "'data'", where)
             votes = []
             latest_by_annotator: dict[str, tuple[str, list[str], bool, str]] = {}
-            for annotation in task.get("annotations") or []:
-                if annotation.get("was_cancelled"):
+            for annotation in _expect(task.get("annotations") or [], list, "'annotations'", where):
+                if _expect(annotation, dict, "an annotation", where).get("was_cancelled"):
                     counts["skipped_cancelled"] += 1
                     continue
                 annotator = _annotator(annotation.get("completed_by"))
@@ -161,6 +172,9 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
         if not isinstance(text, str) or not text.strip():
             raise InputError(f"{where}: task has no 'text' in its data")
         key = str(data.get("sentence_id") or f"ls-task-{task.get('id', position)}")
+        first_text, first_position = texts.setdefault(key, (text, position))
+        if text != first_text:
+            raise InputError(f"{where}: sentence_id {key!r} is also on task #{first_position} with a different text")
         if key in grouped:
             grouped[key][1].extend(votes)
         else:
@@ -181,13 +195,23 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
                 lang=data.get("lang") if data.get("lang") in ("en", "zh") else detect_lang(data["text"]),
                 title=str(data.get("title") or ""),
                 source=str(data.get("source") or ""),
-                paragraph=int(data.get("paragraph") or 1),
+                paragraph=_paragraph(data.get("paragraph"), f"{origin}: sentence {key!r}"),
                 annotations=[AnnotatorChoice(annotator=annotator, labels=labels) for annotator, labels, _, _ in votes],
                 decision=decision,  # type: ignore[arg-type]
                 **final,  # type: ignore[arg-type]
             )
         )
     return rows, counts
+
+
+def _paragraph(value: Any, where: str) -> int:
+    if value is None or value == "":
+        return 1
+    if isinstance(value, str) and value.isdecimal() and len(value) < 10:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**31:
+        return value
+    raise InputError(f"{where}: 'paragraph' must be a whole number from 1, got {type(value).__name__} {str(value)[:20]!r}")
 
 
 # --- versioned label sets ----------------------------------------------------------
@@ -201,7 +225,27 @@ def _manifest(labels_dir: Path) -> dict[str, Any]:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
         raise DatasetError(f"{path}: cannot read the label-set manifest ({e})") from e
+    _check_manifest(manifest, path)
     return manifest
+
+
+def _check_manifest(manifest: Any, path: Path) -> None:
+    # A hand-edited manifest must not crash us or point outside labels/ ("file": "../../x").
+    sets = manifest.get("sets") if isinstance(manifest, dict) else None
+    if not isinstance(sets, dict):
+        raise DatasetError(f"{path}: not a label-set manifest (expected {{\"sets\": {{...}}}})")
+    for name, versions in sets.items():
+        for entry in versions if isinstance(versions, list) else [None]:
+            if not (
+                isinstance(entry, dict)
+                and isinstance(entry.get("file"), str)
+                and _VERSIONED_FILE.match(entry["file"])
+                and Path(entry["file"]).name == entry["file"]
+                and isinstance(entry.get("version"), int)
+                and isinstance(entry.get("sha256"), str)
+                and isinstance(entry.get("created"), str)
+            ):
+                raise DatasetError(f"{path}: set {name!r} has a malformed entry; expected version, file (NAME-vN.jsonl in this folder), sha256, created")
 
 
 def rows_sha256(rows: Iterable[LabeledSentence]) -> str:

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import io
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -30,6 +31,21 @@ ARTICLE_FIELDS = ("id", "title", "url", "date", "text")
 # it from guessing exotic code pages for short Chinese texts.
 FALLBACK_ENCODINGS = ["gb18030", "big5", "utf_16", "cp1252"]
 _MARKDOWN_HEADING = re.compile(r"^#{1,6}\s+")
+_WHITESPACE = re.compile(r"\s+")
+# Compressed and other binary formats by their first bytes: refused without
+# decompressing them (a zip bomb renamed to .txt is only a few kilobytes).
+BINARY_SIGNATURES = {
+    b"\x1f\x8b": "gzip",
+    b"PK\x03\x04": "zip",
+    b"PK\x05\x06": "zip",
+    b"BZh91AY&SY": "bzip2",
+    b"\xfd7zXZ\x00": "xz",
+    b"\x28\xb5\x2f\xfd": "zstd",
+    b"7z\xbc\xaf\x27\x1c": "7z",
+    b"Rar!\x1a\x07": "rar",
+    b"%PDF-": "PDF",
+    b"\x7fELF": "ELF executable",
+}
 
 
 def read_articles(paths: Iterable[Path | str]) -> Iterator[Article]:
@@ -55,6 +71,9 @@ def read_file(path: Path) -> Iterator[Article]:
     if suffix not in SUPPORTED_SUFFIXES:
         raise InputError(f"unsupported file type {suffix or '(none)'}; use .txt, .md, .html, .jsonl or .csv", path=path)
     try:
+        # A FIFO or a link to /dev/zero would block or never end.
+        if not stat.S_ISREG(path.stat().st_mode):
+            raise InputError("not a regular file", path=path)
         data = path.read_bytes()
     except OSError as e:
         raise InputError(f"cannot read ({e.strerror})", path=path) from e
@@ -94,8 +113,14 @@ def _parse(data: bytes, *, kind: str, name: str) -> Iterator[Article]:
 
 def decode(data: bytes, *, name: str = "<bytes>") -> str:
     """Decode UTF-8, GB18030/GBK, Big5, UTF-16 or cp1252 bytes; refuse binary data."""
+    for signature, kind in BINARY_SIGNATURES.items():
+        if data.startswith(signature):
+            raise InputError(f"binary file, not text ({kind} data)", path=name)
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError as e:
+            raise InputError(f"not valid UTF-16 ({e.reason} at byte {e.start})", path=name) from e
     if b"\x00" in data[:8192]:
         raise InputError("binary file, not text", path=name)
     try:
@@ -114,7 +139,8 @@ def article_id_for(*, explicit: str = "", url: str = "", text: str = "") -> str:
     """A stable article id: the given id, else a hash of the URL, else of the text."""
     if explicit:
         return explicit
-    basis = url if url else " ".join(text.split())
+    # Same as " ".join(text.split()) without a list of every word of a huge text.
+    basis = url if url else _WHITESPACE.sub(" ", text).strip()
     prefix = "u" if url else "a"
     return prefix + hashlib.sha1(basis.encode("utf-8")).hexdigest()[:12]
 

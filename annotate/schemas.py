@@ -141,5 +141,8 @@ def json_schemas() -> dict[str, str]:
 
 
 if __name__ == "__main__":
+    from ._io import atomic_write
+
     for name, text in json_schemas().items():
-        (SCHEMA_DIR / name).write_text(text, encoding="utf-8")
+        with atomic_write(SCHEMA_DIR / name) as handle:
+            handle.write(text)

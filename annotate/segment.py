@@ -28,8 +28,13 @@ _NEVER_FINAL = re.compile(
     r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|e\.g|i\.e|cf|para|paras|pp|p)\.)$",
     re.IGNORECASE,
 )
+# Search only the end of a sentence for them: the longest is 7 characters.
+_NEVER_FINAL_TAIL_CHARS = 12
 _OPENERS = {"(": ")", "[": "]", "“": "”", "（": "）", "「": "」", "《": "》", "『": "』"}
 MAX_MERGED_CHARS = 600
+# blingfire's wrapper holds ~20 bytes per input byte; a one-line paragraph of
+# 50 MB is split in windows of this size to keep memory bounded.
+EN_WINDOW_CHARS = 100_000
 
 _FURNITURE = re.compile(
     r"""^(?:
@@ -56,8 +61,9 @@ FURNITURE_MAX_CHARS = 120
 
 def detect_lang(text: str) -> Lang:
     """``zh`` when at least a fifth of the letters are Chinese characters, else ``en``."""
-    letters = len(_LETTER_OR_CJK.findall(text))
-    if letters and len(_CJK.findall(text)) * 5 >= letters:
+    # Counted with subn: findall would build a list of every letter of a huge text.
+    letters = _LETTER_OR_CJK.subn("", text)[1]
+    if letters and _CJK.subn("", text)[1] * 5 >= letters:
         return "zh"
     return "en"
 
@@ -82,20 +88,38 @@ def split_sentences(paragraph: str) -> list[str]:
     flat = _WHITESPACE.sub(" ", paragraph).strip()
     if not flat:
         return []
-    if detect_lang(flat) == "zh":
-        merged = _merge(_split_zh(flat), joiner="")
-    else:
-        merged = _merge(_split_en(flat), joiner=" ")
+    spans = _split_zh(flat) if detect_lang(flat) == "zh" else _split_en(flat)
+    merged = (flat[start:end] for start, end in _merge(flat, spans))
     return [piece for piece in merged if not is_furniture(piece)]
 
 
-def _split_en(text: str) -> list[str]:
-    _, offsets = blingfire.text_to_sentences_and_offsets(text)
-    return [text[start:end].strip() for start, end in offsets if text[start:end].strip()]
+def _stripped(text: str, start: int, end: int) -> tuple[int, int]:
+    piece = text[start:end]
+    return start + len(piece) - len(piece.lstrip()), start + len(piece.rstrip())
 
 
-def _split_zh(text: str) -> list[str]:
-    return [match.group().strip() for match in _ZH_SENTENCE.finditer(text) if match.group().strip()]
+def _split_en(text: str) -> list[tuple[int, int]]:
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < len(text):
+        end = len(text)
+        if end - start > EN_WINDOW_CHARS:
+            space = text.rfind(" ", start + 1, start + EN_WINDOW_CHARS)
+            end = space if space > start else start + EN_WINDOW_CHARS
+        # blingfire returns no offsets when it fails; keep the text rather than lose it.
+        offsets = blingfire.text_to_sentences_and_offsets(text[start:end])[1] or [(0, end - start)]
+        if end < len(text) and len(offsets) > 1:
+            # The window's last sentence may go on after it: split it again with what follows.
+            end = start + offsets[-1][0]
+            offsets = offsets[:-1]
+        spans.extend(_stripped(text, start + first, start + last) for first, last in offsets)
+        start = end
+    return [(first, last) for first, last in spans if first < last]
+
+
+def _split_zh(text: str) -> list[tuple[int, int]]:
+    spans = (_stripped(text, match.start(), match.end()) for match in _ZH_SENTENCE.finditer(text))
+    return [(first, last) for first, last in spans if first < last]
 
 
 def _unbalanced(text: str) -> bool:
@@ -105,17 +129,25 @@ def _unbalanced(text: str) -> bool:
     return text.count('"') % 2 == 1
 
 
-def _merge(pieces: list[str], *, joiner: str) -> Iterator[str]:
-    """Join pieces that were split inside an abbreviation, quote or bracket."""
-    current = ""
-    for piece in pieces:
-        if current and len(current) < MAX_MERGED_CHARS and _belongs_to_previous(current, piece):
-            current = f"{current}{joiner}{piece}"
+def _merge(text: str, spans: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """Join spans of ``text`` that were split inside an abbreviation, quote or bracket.
+
+    A merged sentence is the text from its first span's start to its last
+    span's end, so it is always a substring of ``text``.
+    """
+    current: tuple[int, int] | None = None
+    for start, end in spans:
+        if (
+            current is not None
+            and current[1] - current[0] < MAX_MERGED_CHARS
+            and _belongs_to_previous(text[current[0] : current[1]], text[start:end])
+        ):
+            current = (current[0], max(current[1], end))
         else:
-            if current:
+            if current is not None:
                 yield current
-            current = piece
-    if current:
+            current = (start, end)
+    if current is not None:
         yield current
 
 
@@ -124,7 +156,7 @@ def _belongs_to_previous(previous: str, piece: str) -> bool:
     return (
         first.islower()
         or first in ",;:)]}”’）」》、，；："
-        or _NEVER_FINAL.search(previous) is not None
+        or _NEVER_FINAL.search(previous, max(0, len(previous) - _NEVER_FINAL_TAIL_CHARS)) is not None
         or _unbalanced(previous)
     )
 
@@ -139,29 +171,30 @@ def sentence_id(article_id: str, text: str, seen: dict[str, int]) -> str:
 
 def segment(article: Article) -> list[Sentence]:
     """The sentences of ``article`` with paragraph numbers, ids and neighbouring context."""
+    return list(_sentences(article))
+
+
+def _sentences(article: Article) -> Iterator[Sentence]:
     located: list[tuple[int, str]] = []
     for number, paragraph in enumerate((p for p in paragraphs(article.text) if not is_furniture(p)), start=1):
         located.extend((number, text) for text in split_sentences(paragraph))
     seen: dict[str, int] = {}
-    sentences = []
     for index, (number, text) in enumerate(located):
-        sentences.append(
-            Sentence(
-                article_id=article.article_id,
-                sentence_id=sentence_id(article.article_id, text, seen),
-                paragraph=number,
-                index=index,
-                text=text,
-                lang=detect_lang(text),
-                title=article.title,
-                source=article.source,
-                prev=located[index - 1][1] if index else "",
-                next=located[index + 1][1] if index + 1 < len(located) else "",
-            )
+        yield Sentence(
+            article_id=article.article_id,
+            sentence_id=sentence_id(article.article_id, text, seen),
+            paragraph=number,
+            index=index,
+            text=text,
+            lang=detect_lang(text),
+            title=article.title,
+            source=article.source,
+            prev=located[index - 1][1] if index else "",
+            next=located[index + 1][1] if index + 1 < len(located) else "",
         )
-    return sentences
 
 
 def segment_all(articles: Iterable[Article]) -> Iterator[Sentence]:
+    """The sentences of every article, one at a time (a huge article is not held as objects)."""
     for article in articles:
-        yield from segment(article)
+        yield from _sentences(article)

@@ -377,22 +377,20 @@ def ensure_project(client: StudioClient, project: str, *, update_config: bool = 
         raise InputError(f"project name {project!r} is too short: Label Studio needs at least 3 characters")
     config = read_label_config()
     found = find_project(client, project)
-    if found is None:
+    attempt = 0
+    while found is None:
         try:
             created = client.sdk.projects.create(title=project, label_config=config, request_options=client.options())
         except Exception as e:
-            if not is_transient(e):
-                client.fail(e, f"creating project {project!r}")
+            if not is_transient(e) or attempt >= client.retries:
+                client.fail(e, f"creating project {project!r}", attempts=attempt + 1)
+            client.wait(e, f"creating project {project!r}", attempt)
+            attempt += 1
             # The server may have created it before the answer was lost: look again.
-            client.wait(e, f"creating project {project!r}", 0)
             found = find_project(client, project)
-            if found is None:
-                created = client.call(
-                    f"creating project {project!r}",
-                    client.sdk.projects.create, title=project, label_config=config, request_options=client.options(),
-                )
-            else:
+            if found is not None:
                 return found, True, False
+            continue
         logger.info("created project %r (id %s)", project, created.id)
         return created, True, False
     if same_config(found.label_config or "", config):
@@ -434,12 +432,13 @@ class PushReport(BaseModel):
     model_version: str | None = None
 
 
-def existing_tasks(client: StudioClient, project_id: int) -> tuple[int, dict[str, ExistingTask]]:
+def existing_tasks(client: StudioClient, project_id: int, *, model_versions: bool = True) -> tuple[int, dict[str, ExistingTask]]:
     """``(number of tasks, {sentence_id: task})`` for a project.
 
-    One listing of id, data and prediction model versions, 5,000 tasks a page:
-    measured on 20k tasks at ~8 s, against ~17 s for an export snapshot and
-    ~60 s for the SDK's default paging of full tasks.
+    One listing of id and data (and the prediction model versions, unless
+    ``model_versions`` is false), 5,000 tasks a page: measured on 20k tasks
+    at 8-19 s, against 17-25 s for an export and ~60 s for the SDK's default
+    paging of full tasks. Without the model versions it is ~15% quicker.
     """
 
     def read() -> tuple[int, dict[str, ExistingTask]]:
@@ -447,8 +446,8 @@ def existing_tasks(client: StudioClient, project_id: int) -> tuple[int, dict[str
         total = 0
         pager: Iterable[Any] = client.sdk.tasks.list(
             project=project_id,
-            fields="all",
-            include="id,data,predictions_model_versions",
+            fields="all" if model_versions else "task_only",
+            include="id,data,predictions_model_versions" if model_versions else "id,data",
             page_size=_PAGE_SIZE,
             request_options=client.options(max(client.timeout, 120.0)),
         )
@@ -546,7 +545,7 @@ def push(
 
     found, created, config_updated = ensure_project(client, project, update_config=update_config)
     project_id = int(found.id)
-    tasks_before, existing = (0, {}) if created else existing_tasks(client, project_id)
+    tasks_before, existing = (0, {}) if created else existing_tasks(client, project_id, model_versions=predictor is not None)
     new = [s for sid, s in unique.items() if sid not in existing]
     lacking: list[tuple[int, Sentence]] = []
     new_predictions: list[dict[str, Any]] | None = None
@@ -628,7 +627,7 @@ def _import_batch(client: StudioClient, project_id: int, batch: Sequence[Sentenc
             client.wait(e, what, attempt)
             attempt += 1
             # The server may have imported the batch before the failure reached us.
-            _, existing = existing_tasks(client, project_id)
+            _, existing = existing_tasks(client, project_id, model_versions=False)
             pending = [(s, t) for s, t in pending if s.sentence_id not in existing]
 
 
@@ -869,4 +868,5 @@ def _prediction_counts(client: StudioClient, project_id: int) -> dict[str, int]:
 
 
 if __name__ == "__main__":
-    LABEL_CONFIG_PATH.write_text(label_config(), encoding="utf-8")
+    with atomic_write(LABEL_CONFIG_PATH) as handle:
+        handle.write(label_config())

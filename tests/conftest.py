@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -7,6 +8,16 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 EXAMPLES = ROOT / "examples"
+# Cases tried by each property test, printed at the end of the run (issue 6 asks for the counts).
+HYPOTHESIS_EXAMPLES: Counter[str] = Counter()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if HYPOTHESIS_EXAMPLES:
+        terminalreporter.section("hypothesis: cases tried")
+        for name, count in sorted(HYPOTHESIS_EXAMPLES.items()):
+            terminalreporter.write_line(f"{count:>7}  {name}")
+        terminalreporter.write_line(f"{sum(HYPOTHESIS_EXAMPLES.values()):>7}  in all")
 
 
 @pytest.fixture(autouse=True)

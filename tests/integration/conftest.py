@@ -411,6 +411,19 @@ def fault_proxy(studio_server: StudioServer) -> Iterator[FaultProxy]:
 # --- a headless browser --------------------------------------------------------------
 
 
+_DUMP_DOM = r"""
+(function dump(node) {
+  if (node.nodeType === Node.TEXT_NODE) return node.textContent.replace(/&/g, "&amp;").replace(/</g, "&lt;");
+  if (node.nodeType !== Node.ELEMENT_NODE) return "";
+  const tag = node.tagName.toLowerCase();
+  const attrs = [...node.attributes].map(a => ` ${a.name}="${a.value.replace(/"/g, "&quot;")}"`).join("");
+  const shadow = node.shadowRoot ? `<template shadowrootmode="open">${[...node.shadowRoot.childNodes].map(dump).join("")}</template>` : "";
+  const frame = tag === "iframe" && node.contentDocument ? dump(node.contentDocument.documentElement) : "";
+  return `<${tag}${attrs}>${shadow}${frame}${[...node.childNodes].map(dump).join("")}</${tag}>`;
+})(document.documentElement)
+"""
+
+
 class Chromium:
     """Headless Chromium spoken to over the DevTools pipe (fds 3 and 4 in the child)."""
 
@@ -488,7 +501,8 @@ class Chromium:
         return str(text)
 
     def dom(self) -> str:
-        return str(self.evaluate("document.documentElement.outerHTML") or "")
+        """The page's DOM as HTML, open shadow roots included (Label Studio renders into some)."""
+        return str(self.evaluate(_DUMP_DOM) or "")
 
     def screenshot(self, path: Path) -> None:
         path.write_bytes(base64.b64decode(self.send("Page.captureScreenshot", {"format": "png"})["data"]))

@@ -528,4 +528,135 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     for label in LABELS:
         assert f">{label}<" in dom or label in dom
     assert (tmp_path / "labelling-page.png").stat().st_size > 10_000
-    assert version in text, "the model's pre-annotation is offered to the annotator"
+    # The model's pre-annotation is offered: its tab (the version, shortened
+    # in the middle) and its choices ticked.
+    assert version[:8] in text and version[-6:] in text
+    ticked = chromium.evaluate(
+        "[...document.querySelectorAll('input[type=checkbox]:checked')]"
+        ".map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+    )
+    predicted = predictor([shown.text])[0][0]
+    assert sorted(label.split("[")[0] for label in ticked) == sorted(predicted)
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def run_cli(args: list[str], *, env: dict[str, str] | None = None) -> Any:
+    from click.testing import CliRunner
+
+    from annotate.cli import cli
+
+    return CliRunner().invoke(cli, args, env={"LABEL_STUDIO_URL": None, "LABEL_STUDIO_API_KEY": None, **(env or {})}, catch_exceptions=False)  # type: ignore[dict-item]
+
+
+def write_sentences(path: Path, sentences: Sequence[Sentence]) -> Path:
+    path.write_text("".join(s.model_dump_json() + "\n" for s in sentences), encoding="utf-8")
+    return path
+
+
+def test_cli_needs_url_and_key(tmp_path: Path) -> None:
+    file = write_sentences(tmp_path / "s.jsonl", make_sentences(2, prefix="cli0"))
+    result = run_cli(["studio", "push", str(file), "--project", "p12", "--url", "http://127.0.0.1:9"])
+    assert (result.exit_code, result.stderr) == (2, "Error: LABEL_STUDIO_API_KEY is not set; export it or pass --api-key\n")
+    result = run_cli(["studio", "status", "--project", "p12"], env={"LABEL_STUDIO_API_KEY": "k" * 40})
+    assert (result.exit_code, result.stderr) == (2, "Error: LABEL_STUDIO_URL is not set; export it or pass --url\n")
+
+
+def test_cli_push_status_pull_and_errors(studio_server: StudioServer, tmp_path: Path) -> None:
+    env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key}
+    sentences = make_sentences(40, prefix="cli")
+    file = write_sentences(tmp_path / "sentences.jsonl", sentences)
+
+    pushed = run_cli(["studio", "push", str(file), "--project", "cli project", "--batch-size", "15", "--model", "models/default", "-q"], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    assert pushed.stdout.startswith("project 'cli project' (id ")
+    assert "created): 40 tasks created, 0 already there (40 tasks now)" in pushed.stdout
+    again = run_cli(["studio", "push", str(file), "--project", "cli project", "--json"], env=env)
+    assert again.exit_code == 0 and json.loads(again.stdout)["tasks_skipped_existing"] == 40
+
+    project_id = json.loads(again.stdout)["project_id"]
+    first = task_ids_by_sentence(studio_server, project_id)[sentences[0].sentence_id][0]
+    sdk(studio_server).annotations.create(id=first, result=choices("financing"))
+    state = run_cli(["studio", "status", "--project", "cli project", "--json"], env=env)
+    assert state.exit_code == 0, state.output
+    assert {k: json.loads(state.stdout)[k] for k in ("tasks", "annotated", "skipped")} == {"tasks": 40, "annotated": 1, "skipped": 0}
+    assert list(json.loads(state.stdout)["predictions"].values()) == [40]
+    table = run_cli(["studio", "status", "--project", "cli project"], env=env)
+    assert "tasks: 40, annotated: 1, skipped: 0, annotations: 1" in table.stdout
+
+    pulled = run_cli(["studio", "pull", "--project", "cli project", "-o", str(tmp_path / "labels")], env=env)
+    assert pulled.exit_code == 0, pulled.output
+    assert "1 labelled sentences from 40 tasks (1 annotations) -> " in pulled.stdout
+    assert "since last version: 1 new, 0 updated, 0 removed" in pulled.stdout
+    assert (tmp_path / "labels" / "studio-v1.jsonl").exists()
+
+    wrong = run_cli(["studio", "status", "--project", "cli project"], env={**env, "LABEL_STUDIO_API_KEY": "0" * 40})
+    assert (wrong.exit_code, wrong.stderr) == (1, f"Error: Label Studio at {studio_server.url} rejected the API key (HTTP 401)\n")
+    missing = run_cli(["studio", "pull", "--project", "no such project"], env=env)
+    assert (missing.exit_code, missing.stderr) == (1, f"Error: no project titled 'no such project' in Label Studio at {studio_server.url}\n")
+    for result in (pushed, again, state, table, pulled, wrong, missing):
+        assert studio_server.api_key not in result.output
+
+
+def test_full_loop_ingest_push_annotate_pull_train_classify(studio_server: StudioServer, tmp_path: Path) -> None:
+    """The whole loop as a user runs it, with two annotators who sometimes disagree and one skip."""
+    env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key}
+    examples = Path(__file__).resolve().parents[2] / "examples"
+    sentences_file = tmp_path / "sentences.jsonl"
+    assert run_cli(["ingest", str(examples), "-o", str(sentences_file), "-q"]).exit_code == 0
+    sentences = [Sentence.model_validate_json(line) for line in sentences_file.read_text().splitlines()]
+    assert len(sentences) >= 40
+
+    pushed = run_cli(["studio", "push", str(sentences_file), "--project", "full loop", "--model", "models/default", "--json"], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    report = json.loads(pushed.stdout)
+    assert report["tasks_created"] == report["predictions_created"] == len(sentences)
+
+    # The annotators start from the pre-annotations: alice accepts them, bob
+    # (on every other sentence) changes one label every third time, carol skips one.
+    predictor, version = model_predictor()
+    predicted = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences])), strict=True))
+    tasks = {sid: ids[0] for sid, ids in task_ids_by_sentence(studio_server, report["project_id"]).items()}
+    alice, bob, carol = (studio_server.create_annotator(name) for name in ("alice", "bob2", "carol2"))
+    as_alice, as_bob, as_carol = (sdk(studio_server, a.api_key) for a in (alice, bob, carol))
+    changed = 0
+    for number, sentence in enumerate(sentences):
+        labels = predicted[sentence.sentence_id]
+        as_alice.annotations.create(id=tasks[sentence.sentence_id], result=choices(*labels) if labels else [])
+        if number % 2 == 0:
+            flip = LABELS[number % 4]
+            if number % 3 == 0:
+                labels = [label for label in labels if label != flip] if flip in labels else [*labels, flip]
+                changed += 1
+            as_bob.annotations.create(id=tasks[sentence.sentence_id], result=choices(*labels) if labels else [])
+    as_carol.annotations.create(id=tasks[sentences[1].sentence_id], result=[], was_cancelled=True)
+
+    labels_dir = tmp_path / "labels"
+    pulled = run_cli(["studio", "pull", "--project", "full loop", "-o", str(labels_dir), "--json"], env=env)
+    assert pulled.exit_code == 0, pulled.output
+    label_set = json.loads(pulled.stdout)["label_set"]
+    assert (label_set["rows"], label_set["skipped_cancelled"], label_set["ties"]) == (len(sentences), 1, changed)
+
+    model_dir = tmp_path / "model"
+    trained = run_cli(["train", "--labels", str(labels_dir), "-o", str(model_dir), "--no-eval", "--json"])
+    assert trained.exit_code == 0, trained.output
+    assert json.loads(trained.stdout)["training_sentences"] == len(sentences)
+    results = tmp_path / "results.jsonl"
+    classified = run_cli(["classify", "--sentences", str(sentences_file), "--model", str(model_dir), "-o", str(results), "-q"])
+    assert classified.exit_code == 0, classified.output
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    assert len(rows) == len(sentences) and all(set(r["labels"]) <= set(LABELS) for r in rows)
+    # Trained on what the annotators settled, the model mostly agrees with them.
+    settled = {json.loads(line)["sentence_id"]: json.loads(line) for line in (labels_dir / "studio-v1.jsonl").read_text().splitlines()}
+    agree = sum((label in r["labels"]) == bool(settled[r["sentence_id"]][label]) for r in rows for label in LABELS)
+    assert agree / (len(rows) * len(LABELS)) > 0.75, f"the model agrees on {agree} of {len(rows) * len(LABELS)} sentence-label decisions"
+
+    # A second model version reaches the tasks already there, beside the first.
+    again = run_cli(["studio", "push", str(sentences_file), "--project", "full loop", "--model", str(model_dir), "--json"], env=env)
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["predictions_created"] == len(sentences)
+    state = json.loads(run_cli(["studio", "status", "--project", "full loop", "--json"], env=env).stdout)
+    assert len(state["predictions"]) == 2 and set(state["predictions"].values()) == {len(sentences)}
+    assert version in state["predictions"]
+    assert state["per_annotator"] == {alice.email: len(sentences), bob.email: (len(sentences) + 1) // 2}

@@ -1,0 +1,183 @@
+"""Score a few sentences with the default pipeline using numpy only, for a quick start.
+
+Importing scikit-learn and skops takes 1-3 s here, far longer than scoring one
+article. Our pipeline (hashed word n-grams, TF-IDF, one logistic regression
+per label) is simple enough to apply from its arrays: this module reads them
+from the already hash-checked ``.skops`` file (JSON and ``.npy`` entries of a
+zip; nothing is unpickled or imported by name) and computes the same
+probabilities. It accepts exactly that pipeline and returns ``None`` for any
+other, so callers fall back to the full loader. Pure-Python hashing makes it
+slow per sentence: it is meant for small inputs only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import zipfile
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+_HASHING_PARAMS = {
+    "input": "content",
+    "encoding": "utf-8",
+    "decode_error": "strict",
+    "strip_accents": None,
+    "preprocessor": None,
+    "tokenizer": None,
+    "analyzer": "word",
+    "lowercase": True,
+    "stop_words": None,
+    "binary": False,
+    "norm": None,
+    "alternate_sign": False,
+}
+_MASK = 0xFFFFFFFF
+
+
+class _NotOurPipeline(Exception):
+    """The file holds something other than the pipeline this module can apply."""
+
+
+@dataclass(frozen=True)
+class LinearPipeline:
+    """Hashed word n-grams -> TF-IDF (l2) -> one logistic regression per label, as plain arrays."""
+
+    token_pattern: re.Pattern[str]
+    ngram_range: tuple[int, int]
+    n_features: int
+    sublinear_tf: bool
+    idf: np.ndarray
+    coef: np.ndarray  # (labels, n_features)
+    intercept: np.ndarray  # (labels,)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        """An ``(n, labels)`` array of probabilities, as the scikit-learn pipeline gives them."""
+        rows, columns, counts = [], [], []
+        for row, text in enumerate(texts):
+            for column, count in sorted(Counter(self._hash(feature) for feature in self._features(text)).items()):
+                rows.append(row)
+                columns.append(column)
+                counts.append(count)
+        row_ids = np.asarray(rows, dtype=np.intp)
+        column_ids = np.asarray(columns, dtype=np.intp)
+        data = np.asarray(counts, dtype=np.float64)
+        if self.sublinear_tf:
+            np.log(data, data)
+            data += 1.0
+        data *= self.idf[column_ids]
+        norms = np.sqrt(np.bincount(row_ids, weights=data * data, minlength=len(texts)))
+        data /= norms[row_ids]
+        scores = np.empty((len(texts), len(self.intercept)))
+        for label, (weights, intercept) in enumerate(zip(self.coef, self.intercept, strict=True)):
+            scores[:, label] = np.bincount(row_ids, weights=data * weights[column_ids], minlength=len(texts)) + intercept
+        return 1.0 / (1.0 + np.exp(-scores))
+
+    def _features(self, text: str) -> list[str]:
+        tokens = self.token_pattern.findall(text.lower())
+        low, high = self.ngram_range
+        features = list(tokens) if low == 1 else []
+        for n in range(max(low, 2), min(high, len(tokens)) + 1):
+            features.extend(" ".join(tokens[start : start + n]) for start in range(len(tokens) - n + 1))
+        return features
+
+    def _hash(self, feature: str) -> int:
+        value = murmurhash3_32(feature.encode("utf-8"))
+        if value == -(1 << 31):
+            return (2147483647 - (self.n_features - 1)) % self.n_features
+        return abs(value) % self.n_features
+
+
+def murmurhash3_32(data: bytes, seed: int = 0) -> int:
+    """MurmurHash3 x86 32-bit, signed: the hash scikit-learn's HashingVectorizer uses."""
+    c1, c2 = 0xCC9E2D51, 0x1B873593
+    length = len(data)
+    value = seed & _MASK
+    whole = length & ~3
+    for start in range(0, whole, 4):
+        block = int.from_bytes(data[start : start + 4], "little")
+        block = (block * c1) & _MASK
+        block = ((block << 15) | (block >> 17)) & _MASK
+        value ^= (block * c2) & _MASK
+        value = ((value << 13) | (value >> 19)) & _MASK
+        value = (value * 5 + 0xE6546B64) & _MASK
+    tail = data[whole:]
+    if tail:
+        block = int.from_bytes(tail, "little")
+        block = (block * c1) & _MASK
+        block = ((block << 15) | (block >> 17)) & _MASK
+        value ^= (block * c2) & _MASK
+    value ^= length
+    value ^= value >> 16
+    value = (value * 0x85EBCA6B) & _MASK
+    value ^= value >> 13
+    value = (value * 0xC2B2AE35) & _MASK
+    value ^= value >> 16
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+def linear_pipeline(data: bytes, *, labels: int) -> LinearPipeline | None:
+    """The pipeline in a ``.skops`` file's bytes as a :class:`LinearPipeline`, or ``None`` if it is any other."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return _read(archive, labels)
+    except (_NotOurPipeline, zipfile.BadZipFile, KeyError, ValueError, TypeError, IndexError, re.error):
+        return None
+
+
+def _read(archive: zipfile.ZipFile, labels: int) -> LinearPipeline:
+    root = json.loads(archive.read("schema.json"))
+    steps = [_items(step) for step in _items(_attributes(root, "sklearn.pipeline", "Pipeline")["steps"])]
+    _expect([_value(name) for name, _ in steps] == ["words", "tfidf", "classifier"])
+    words = _attributes(steps[0][1], "sklearn.feature_extraction.text", "HashingVectorizer")
+    _expect(all(_value(words[name]) == expected for name, expected in _HASHING_PARAMS.items()))
+    _expect(words["dtype"]["__module__"] == "numpy" and words["dtype"]["__class__"] == "float64")
+    pattern = re.compile(_value(words["token_pattern"]))
+    _expect(pattern.groups == 0)
+    low, high = (_value(item) for item in _items(words["ngram_range"]))
+    tfidf = _attributes(steps[1][1], "sklearn.feature_extraction.text", "TfidfTransformer")
+    _expect(_value(tfidf["norm"]) == "l2" and _value(tfidf["use_idf"]) is True)
+    classifier = _attributes(steps[2][1], "sklearn.multiclass", "OneVsRestClassifier")
+    estimators = [_attributes(node, "sklearn.linear_model._logistic", "LogisticRegression") for node in _items(classifier["estimators_"])]
+    _expect(len(estimators) == labels)
+    n_features = _value(words["n_features"])
+    idf = _array(archive, tfidf["idf_"])
+    coef = np.vstack([_array(archive, estimator["coef_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
+    intercept = np.concatenate([_array(archive, estimator["intercept_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
+    _expect(all(_array(archive, estimator["classes_"]).tolist() == [0, 1] for estimator in estimators))
+    _expect(idf.shape == (n_features,) and coef.shape == (labels, n_features) and intercept.shape == (labels,))
+    return LinearPipeline(pattern, (low, high), n_features, _value(tfidf["sublinear_tf"]) is True, idf, coef, intercept)
+
+
+def _expect(condition: bool) -> None:
+    if not condition:
+        raise _NotOurPipeline
+
+
+def _attributes(node: dict[str, Any], module: str, name: str) -> dict[str, Any]:
+    _expect(node.get("__module__") == module and node.get("__class__") == name and node.get("__loader__") == "ObjectNode")
+    state = node["content"]
+    _expect(state.get("__loader__") == "DictNode")
+    return dict(state["content"])
+
+
+def _items(node: dict[str, Any]) -> list[Any]:
+    _expect(node.get("__loader__") in ("ListNode", "TupleNode"))
+    return list(node["content"])
+
+
+def _value(node: dict[str, Any]) -> Any:
+    _expect(node.get("__loader__") == "JsonNode")
+    return json.loads(node["content"])
+
+
+def _array(archive: zipfile.ZipFile, node: dict[str, Any]) -> np.ndarray:
+    _expect(node.get("__loader__") == "NdArrayNode" and node.get("type") == "numpy")
+    array = np.load(io.BytesIO(archive.read(node["file"])), allow_pickle=False)
+    _expect(array.dtype.kind in "fiu")
+    return np.asarray(array)

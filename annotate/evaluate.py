@@ -1,0 +1,389 @@
+"""Evaluation reports: metrics, keyword baseline, learning curve, calibration and plots.
+
+Two modes. Without a test file, :func:`cross_validated_evaluation` runs grouped
+cross-validation on the label set exactly as ``annotate train`` does (whole
+articles per fold, thresholds picked inside each training part). With one,
+:func:`model_evaluation` scores a saved model on that file. Both add the
+keyword-rules baseline scored on the same sentences and a learning curve
+(macro-F1 when training on 25/50/75/100 % of the articles), and
+:func:`write_report` turns the result into ``report.md`` plus PNG plots.
+matplotlib is imported only when plots are drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from sklearn.metrics import average_precision_score, precision_recall_curve
+from sklearn.model_selection import GroupKFold
+
+from ._io import atomic_write
+from .errors import InputError
+from .labels import LABELS
+from .schemas import LabeledSentence
+from .train import CV_FOLDS, best_thresholds, build_pipeline, check_trainable, label_matrix, metrics_table, out_of_fold_scores
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .classify import Model
+    from .rules import KeywordRules
+
+LEARNING_FRACTIONS = (0.25, 0.5, 0.75, 1.0)
+REPORT_FILE = "report.md"
+PR_PLOT = "pr_curves.png"
+LEARNING_PLOT = "learning_curve.png"
+RELIABILITY_PLOT = "reliability.png"
+RELIABILITY_BINS = 10
+NONE = "none"
+# The inner split that picks thresholds inside a training part, as in train.cross_validate.
+INNER_FOLDS = 3
+
+
+@dataclass(frozen=True)
+class LearningPoint:
+    """Scores of models trained on a share of the training articles."""
+
+    fraction: float
+    sentences: int
+    macro_f1: float
+    micro_f1: float
+
+
+@dataclass
+class Evaluation:
+    """Everything a report shows; arrays have one row per sentence, columns in :data:`LABELS` order."""
+
+    mode: str
+    source: str
+    model_id: str
+    articles: int
+    targets: np.ndarray
+    scores: np.ndarray
+    decisions: np.ndarray
+    thresholds: np.ndarray
+    metrics: dict[str, dict[str, float]]
+    baseline_id: str
+    baseline: dict[str, dict[str, float]]
+    learning_curve: list[LearningPoint] = field(default_factory=list)
+
+    @property
+    def co_occurrence(self) -> np.ndarray:
+        """``(5, 5)`` counts: sentences with true label *i* (rows) that got predicted label *j* (columns).
+
+        The last row and column are ``none``: sentences with no true label, or no predicted one.
+        """
+        true = _with_none(self.targets)
+        predicted = _with_none(self.decisions)
+        return np.asarray(true.T.astype(np.int64) @ predicted.astype(np.int64), dtype=int)
+
+    def summary(self) -> dict[str, Any]:
+        """The figures as plain JSON-ready data."""
+        return {
+            "mode": self.mode,
+            "source": self.source,
+            "model_id": self.model_id,
+            "sentences": int(self.targets.shape[0]),
+            "articles": self.articles,
+            "metrics": self.metrics,
+            "thresholds": {label: float(t) for label, t in zip(LABELS, self.thresholds, strict=True)},
+            "baseline": {"id": self.baseline_id, "metrics": self.baseline},
+            "learning_curve": [point.__dict__ for point in self.learning_curve],
+            "co_occurrence": {"labels": [*LABELS, NONE], "counts": self.co_occurrence.tolist()},
+        }
+
+
+def _with_none(matrix: np.ndarray) -> np.ndarray:
+    matrix = np.asarray(matrix, dtype=np.int8)
+    return np.hstack([matrix, (matrix.sum(axis=1) == 0).astype(np.int8)[:, None]])
+
+
+def _fit_and_score(texts: np.ndarray, targets: np.ndarray, groups: np.ndarray, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Fit on ``texts`` with thresholds from their own grouped out-of-fold scores; score ``scored``.
+
+    A small share of a small label set may have no example of a label in some
+    split; the model then never predicts it, which is the honest result for
+    that much data, so scikit-learn's warning about it is not passed on.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Label not .* is present in all training examples", category=UserWarning)
+        inner = out_of_fold_scores(list(texts), targets, list(groups), folds=INNER_FOLDS)
+        thresholds = best_thresholds(targets, inner)
+        model = build_pipeline().fit(texts, targets)
+    return np.asarray(model.predict_proba(scored)), thresholds
+
+
+def _article_shares(groups: np.ndarray, fractions: Sequence[float], rng: np.random.Generator) -> dict[float, np.ndarray]:
+    """Per fraction, a boolean mask over ``groups`` keeping that share of the articles.
+
+    The shares are nested (the 25 % articles are among the 50 %), so the curve
+    shows the effect of adding data rather than of drawing other articles.
+    """
+    articles = rng.permutation(np.unique(groups))
+    masks = {}
+    for fraction in fractions:
+        keep = max(INNER_FOLDS, math.ceil(fraction * len(articles)))
+        masks[fraction] = np.isin(groups, articles[:keep])
+    return masks
+
+
+def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
+    if not fractions or any(not 0 < f <= 1 for f in fractions):
+        raise InputError(f"learning-curve fractions must be in (0, 1], got {list(fractions)}")
+    return tuple(sorted(set(fractions)))
+
+
+def _rule_metrics(rules: KeywordRules, texts: Sequence[str], targets: np.ndarray) -> dict[str, dict[str, float]]:
+    return metrics_table(targets, (rules.predict_proba(texts) >= rules.thresholds).astype(np.int8))
+
+
+def cross_validated_evaluation(
+    rows: Sequence[LabeledSentence],
+    *,
+    rules: KeywordRules,
+    folds: int = CV_FOLDS,
+    fractions: Sequence[float] = LEARNING_FRACTIONS,
+    seed: int = 0,
+    source: str = "grouped cross-validation on the label set",
+) -> Evaluation:
+    """Grouped cross-validation of the training recipe on ``rows``, as ``annotate train`` does it.
+
+    Each outer fold holds out whole articles; for every fraction a model is
+    trained on that share of the remaining articles (thresholds from its own
+    inner grouped split) and scores the held-out fold. The full share gives
+    the reported metrics, identical to :func:`annotate.train.cross_validate`.
+    """
+    check_trainable(rows)
+    fractions = _check_fractions([*fractions, 1.0])
+    texts = np.asarray([row.text for row in rows], dtype=object)
+    groups = np.asarray([row.article_id for row in rows])
+    targets = label_matrix(rows)
+    rng = np.random.default_rng(seed)
+    scores = {f: np.zeros(targets.shape) for f in fractions}
+    decisions = {f: np.zeros(targets.shape, dtype=np.int8) for f in fractions}
+    trained_on = {f: 0 for f in fractions}
+    for train_index, test_index in GroupKFold(n_splits=folds).split(texts, targets, groups):
+        shares = _article_shares(groups[train_index], fractions, rng)
+        for fraction in fractions:
+            part = train_index[shares[fraction]]
+            trained_on[fraction] += len(part)
+            fold_scores, thresholds = _fit_and_score(texts[part], targets[part], groups[part], texts[test_index])
+            scores[fraction][test_index] = fold_scores
+            decisions[fraction][test_index] = fold_scores >= thresholds
+    full = 1.0
+    curve = [_point(fraction, round(trained_on[fraction] / folds), targets, decisions[fraction]) for fraction in fractions]
+    return Evaluation(
+        mode="cross-validation",
+        source=source,
+        model_id="build_pipeline() retrained in each fold",
+        articles=len(np.unique(groups)),
+        targets=targets,
+        scores=scores[full],
+        decisions=decisions[full],
+        # What ``annotate train`` picks on these rows: the best thresholds on the same out-of-fold scores.
+        thresholds=best_thresholds(targets, scores[full]),
+        metrics=metrics_table(targets, decisions[full], scores[full]),
+        baseline_id=rules.version,
+        baseline=_rule_metrics(rules, list(texts), targets),
+        learning_curve=curve,
+    )
+
+
+def _point(fraction: float, sentences: int, targets: np.ndarray, decisions: np.ndarray) -> LearningPoint:
+    table = metrics_table(targets, decisions)
+    return LearningPoint(fraction=fraction, sentences=sentences, macro_f1=table["macro"]["f1"], micro_f1=table["micro"]["f1"])
+
+
+def model_evaluation(
+    test_rows: Sequence[LabeledSentence],
+    *,
+    model: Model,
+    rules: KeywordRules,
+    training_rows: Sequence[LabeledSentence] | None = None,
+    fractions: Sequence[float] = LEARNING_FRACTIONS,
+    seed: int = 0,
+    source: str = "test file",
+) -> Evaluation:
+    """Score ``model`` on labelled ``test_rows`` with its own thresholds.
+
+    With ``training_rows`` the learning curve trains fresh models on shares of
+    those articles and scores them on the test rows.
+    """
+    if not test_rows:
+        raise InputError("the test file has no labelled sentences")
+    texts = [row.text for row in test_rows]
+    targets = label_matrix(test_rows)
+    scores = model.predict_proba(texts)
+    decisions = (scores >= model.thresholds).astype(np.int8)
+    curve: list[LearningPoint] = []
+    if training_rows is not None:
+        check_trainable(training_rows)
+        train_texts = np.asarray([row.text for row in training_rows], dtype=object)
+        train_groups = np.asarray([row.article_id for row in training_rows])
+        train_targets = label_matrix(training_rows)
+        shares = _article_shares(train_groups, _check_fractions([*fractions, 1.0]), np.random.default_rng(seed))
+        for fraction, mask in shares.items():
+            part_scores, thresholds = _fit_and_score(train_texts[mask], train_targets[mask], train_groups[mask], np.asarray(texts, dtype=object))
+            curve.append(_point(fraction, int(mask.sum()), targets, (part_scores >= thresholds).astype(np.int8)))
+    return Evaluation(
+        mode="test",
+        source=source,
+        model_id=model.card.model_id,
+        articles=len({row.article_id for row in test_rows}),
+        targets=targets,
+        scores=scores,
+        decisions=decisions,
+        thresholds=model.thresholds,
+        metrics=metrics_table(targets, decisions, scores),
+        baseline_id=rules.version,
+        baseline=_rule_metrics(rules, texts, targets),
+        learning_curve=curve,
+    )
+
+
+# --- the report ------------------------------------------------------------------------
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" if i == 0 else "---:" for i in range(len(header))) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return lines
+
+
+def _f(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -> str:
+    """The report as Markdown, linking the PNGs that :func:`write_report` saves beside it."""
+    e = evaluation
+    m = e.metrics
+    lines = [f"# {title}", ""]
+    lines.append(f"- Scored: {e.source}, {e.targets.shape[0]} sentences from {e.articles} articles")
+    lines.append(f"- Model: {e.model_id}")
+    lines.append(f"- Keyword baseline: {e.baseline_id} (schemas/rules.toml)")
+    lines.append(f"- Generated: {datetime.now(UTC).isoformat(timespec='seconds')}")
+    lines += ["", "## Per-label metrics", ""]
+    rows = [
+        [label, _f(m[label]["precision"]), _f(m[label]["recall"]), _f(m[label]["f1"]), int(m[label]["support"]), f"{t:.2f}", _f(m[label].get("brier"))]
+        for label, t in zip(LABELS, e.thresholds, strict=True)
+    ]
+    rows += [[f"**{avg}**", _f(m[avg]["precision"]), _f(m[avg]["recall"]), _f(m[avg]["f1"]), "", "", ""] for avg in ("micro", "macro")]
+    lines += _table(["label", "precision", "recall", "F1", "support", "threshold", "Brier"], rows)
+    lines += [
+        "",
+        "Brier score: mean squared gap between probability and truth (0 is perfect; always answering the label's base rate scores p(1-p)).",
+        "",
+        "## Model against the keyword baseline (F1)",
+        "",
+    ]
+    comparison = [[name, *(_f(table[label]["f1"]) for label in LABELS), _f(table["micro"]["f1"]), _f(table["macro"]["f1"])] for name, table in (("model", m), (f"keywords ({e.baseline_id})", e.baseline))]
+    lines += _table(["", *LABELS, "micro", "macro"], comparison)
+    lines += ["", "## Label co-occurrence: true labels (rows) against predicted labels (columns)", ""]
+    names = [*LABELS, NONE]
+    lines += _table(["true \\ predicted", *names], [[name, *row] for name, row in zip(names, e.co_occurrence.tolist(), strict=True)])
+    lines += ["", "Diagonal cells count sentences whose true label was found; off-diagonal ones show which labels get mixed up.", ""]
+    if e.learning_curve:
+        lines += ["## Learning curve", ""]
+        lines += _table(
+            ["share of training articles", "training sentences", "macro-F1", "micro-F1"],
+            [[f"{p.fraction:.0%}", p.sentences, _f(p.macro_f1), _f(p.micro_f1)] for p in e.learning_curve],
+        )
+        lines += ["", "A curve still rising at 100 % means more annotation should still pay.", "", f"![learning curve]({LEARNING_PLOT})", ""]
+    lines += ["## Precision-recall curves", "", "The dot marks each label's chosen decision threshold.", "", f"![precision-recall curves]({PR_PLOT})", ""]
+    lines += ["## Reliability", "", "Points on the diagonal mean a predicted probability of p comes true p of the time.", "", f"![reliability]({RELIABILITY_PLOT})", ""]
+    return "\n".join(lines)
+
+
+def _png(figure: Figure) -> bytes:
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def _grid() -> tuple[Figure, Any]:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 7.5), layout="constrained")
+    return figure, figure.subplots(2, 2).ravel()
+
+
+def pr_curve_plot(evaluation: Evaluation) -> bytes:
+    """Per-label precision-recall curves with the chosen threshold marked, as PNG bytes."""
+    figure, axes = _grid()
+    for column, (axis, label) in enumerate(zip(axes, LABELS, strict=True)):
+        truth, scores = evaluation.targets[:, column], evaluation.scores[:, column]
+        axis.set(title=label, xlabel="recall", ylabel="precision", xlim=(0, 1.02), ylim=(0, 1.02))
+        if truth.sum() == 0:
+            axis.text(0.5, 0.5, "no positive sentences", ha="center")
+            continue
+        precision, recall, _ = precision_recall_curve(truth, scores)
+        axis.plot(recall, precision, label=f"AP {average_precision_score(truth, scores):.2f}")
+        chosen = scores >= evaluation.thresholds[column]
+        hits = int((chosen & (truth == 1)).sum())
+        at_p = hits / chosen.sum() if chosen.sum() else 1.0
+        at_r = hits / truth.sum()
+        axis.plot([at_r], [at_p], "o", color="tab:red", label=f"threshold {evaluation.thresholds[column]:.2f}")
+        axis.legend(loc="lower left")
+    return _png(figure)
+
+
+def reliability_plot(evaluation: Evaluation, *, bins: int = RELIABILITY_BINS) -> bytes:
+    """Per-label reliability diagrams (mean predicted probability against observed frequency), as PNG bytes."""
+    figure, axes = _grid()
+    edges = np.linspace(0, 1, bins + 1)
+    for column, (axis, label) in enumerate(zip(axes, LABELS, strict=True)):
+        truth, scores = evaluation.targets[:, column], evaluation.scores[:, column]
+        which = np.clip(np.digitize(scores, edges[1:-1]), 0, bins - 1)
+        filled = [b for b in range(bins) if (which == b).any()]
+        predicted = [scores[which == b].mean() for b in filled]
+        observed = [truth[which == b].mean() for b in filled]
+        counts = [int((which == b).sum()) for b in filled]
+        brier = evaluation.metrics[label].get("brier")
+        axis.plot([0, 1], [0, 1], ":", color="grey")
+        axis.plot(predicted, observed, "o-")
+        for x, y, n in zip(predicted, observed, counts, strict=True):
+            axis.annotate(str(n), (x, y), textcoords="offset points", xytext=(3, -10), fontsize=7, color="grey")
+        axis.set(title=f"{label} (Brier {brier:.3f})" if brier is not None else label, xlabel="predicted probability", ylabel="observed frequency", xlim=(0, 1), ylim=(0, 1))
+    return _png(figure)
+
+
+def learning_curve_plot(evaluation: Evaluation) -> bytes:
+    """Macro- and micro-F1 against training size, with the keyword baseline, as PNG bytes."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(7, 4.5), layout="constrained")
+    axis = figure.subplots()
+    sizes = [p.sentences for p in evaluation.learning_curve]
+    axis.plot(sizes, [p.macro_f1 for p in evaluation.learning_curve], "o-", label="model macro-F1")
+    axis.plot(sizes, [p.micro_f1 for p in evaluation.learning_curve], "s--", label="model micro-F1")
+    axis.axhline(evaluation.baseline["macro"]["f1"], color="grey", linestyle=":", label=f"keyword baseline macro-F1 ({evaluation.baseline_id})")
+    for point in evaluation.learning_curve:
+        axis.annotate(f"{point.fraction:.0%}", (point.sentences, point.macro_f1), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
+    axis.set(xlabel="training sentences", ylabel="F1", ylim=(0, 1), title="Learning curve")
+    axis.legend(loc="lower right")
+    return _png(figure)
+
+
+def write_report(evaluation: Evaluation, out_dir: Path) -> list[Path]:
+    """Write ``report.md`` and its PNG plots into ``out_dir``, each file atomically; return their paths."""
+    out_dir = Path(out_dir)
+    files: dict[str, bytes] = {PR_PLOT: pr_curve_plot(evaluation), RELIABILITY_PLOT: reliability_plot(evaluation)}
+    if evaluation.learning_curve:
+        files[LEARNING_PLOT] = learning_curve_plot(evaluation)
+    # The report goes last, so a report.md on disk always has its plots beside it.
+    files[REPORT_FILE] = render_report(evaluation).encode("utf-8")
+    written = []
+    for name, data in files.items():
+        with atomic_write(out_dir / name, mode="wb") as handle:
+            handle.write(data)
+        written.append(out_dir / name)
+    return written

@@ -1,0 +1,121 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from annotate.cli import cli
+from annotate.dataset import load_labels, write_label_set
+
+from .conftest import ROOT
+
+PNGS = ("pr_curves.png", "reliability.png", "learning_curve.png")
+
+
+@pytest.fixture(scope="module")
+def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A label set of every fifth starter article (the CLI run stays quick)."""
+    starter = load_labels(ROOT / "labels")
+    articles = set(sorted({row.article_id for row in starter})[2::5])
+    folder = tmp_path_factory.mktemp("labels")
+    write_label_set([r for r in starter if r.article_id in articles], labels_dir=folder, name="sample", origin="test")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    starter = load_labels(ROOT / "labels")
+    articles = set(sorted({row.article_id for row in starter})[4::10])
+    path = tmp_path_factory.mktemp("test") / "test.jsonl"
+    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in starter if r.article_id in articles), encoding="utf-8")
+    return path
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(cli, list(args))
+
+
+def test_cross_validated_report_with_plots(tmp_path: Path, label_dir: Path) -> None:
+    out = tmp_path / "report"
+    result = invoke("evaluate", "--labels", str(label_dir), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    for name in PNGS:
+        assert (out / name).read_bytes()[:4] == b"\x89PNG"
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert f"grouped 5-fold cross-validation on {label_dir}" in report
+    lines = result.stdout.splitlines()
+    assert lines[0].split() == ["label", "precision", "recall", "f1", "support", "threshold", "brier"]
+    assert [line.split()[0] for line in lines[1:7]] == ["regulatory_barrier", "financing", "safety_risk", "commercialization", "micro", "macro"]
+    assert lines[7].startswith("keyword baseline (rules-")
+    assert lines[8].startswith("learning curve (macro-F1): 25% ")
+    assert f"report written to {out / 'report.md'} with 3 plots" in result.stderr
+
+
+def test_json_summary(tmp_path: Path, label_dir: Path) -> None:
+    result = invoke("evaluate", "--labels", str(label_dir), "-o", str(tmp_path / "r"), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["mode"] == "cross-validation"
+    assert [p["fraction"] for p in summary["learning_curve"]] == [0.25, 0.5, 0.75, 1.0]
+    assert summary["learning_curve"][-1]["macro_f1"] == summary["metrics"]["macro"]["f1"]
+    assert summary["baseline"]["id"].startswith("rules-")
+    assert len(summary["co_occurrence"]["counts"]) == 5
+    assert result.stderr == ""
+
+
+def test_scoring_a_model_on_a_test_file(tmp_path: Path, label_dir: Path, test_file: Path, small_model: Path) -> None:
+    out = tmp_path / "report"
+    result = invoke("evaluate", "--labels", str(label_dir), "--model", str(small_model), "--test", str(test_file), "-o", str(out), "--json", "-q")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    card = json.loads((small_model / "model_card.json").read_text(encoding="utf-8"))
+    assert summary["mode"] == "test"
+    assert summary["model_id"] == card["model_id"]
+    assert summary["thresholds"] == card["thresholds"]
+    assert summary["source"] == str(test_file)
+    report = (out / "report.md").read_text(encoding="utf-8")
+    assert card["model_id"] in report
+    for name in PNGS:
+        assert (out / name).exists()
+
+
+def test_existing_report_needs_force(tmp_path: Path, label_dir: Path) -> None:
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "report.md").write_text("keep me", encoding="utf-8")
+    result = invoke("evaluate", "--labels", str(label_dir), "-o", str(out))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {out / 'report.md'} exists; pass --force to overwrite it\n"
+    assert (out / "report.md").read_text(encoding="utf-8") == "keep me"
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda p: None, "{path}: no such file or directory"),
+        (lambda p: p.write_text("", encoding="utf-8"), "{path}: no labelled sentences"),
+        (lambda p: p.write_text('{"sentence_id": "x"\n', encoding="utf-8"), "{path}:1: not valid JSON (unexpected end of data)"),
+        (lambda p: p.write_text('{"sentence_id": "x"}\n', encoding="utf-8"), "{path}:1: article_id: Field required"),
+    ],
+)
+def test_bad_test_file(tmp_path: Path, label_dir: Path, small_model: Path, make, message: str) -> None:
+    path = tmp_path / "test.jsonl"
+    make(path)
+    result = invoke("evaluate", "--labels", str(label_dir), "--model", str(small_model), "--test", str(path), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {message.format(path=path)}\n"
+    assert not (tmp_path / "r").exists()
+
+
+def test_missing_label_set(tmp_path: Path) -> None:
+    result = invoke("evaluate", "--labels", str(tmp_path / "nope"), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'nope'}: no such file or directory\n"
+
+
+def test_model_without_test_is_a_usage_error(tmp_path: Path, small_model: Path) -> None:
+    result = invoke("evaluate", "--model", str(small_model), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 2
+    assert "Error: --model needs --test: cross-validation trains its own models on the label set." in result.stderr
