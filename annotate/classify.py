@@ -139,6 +139,7 @@ TRUSTED_TYPE_NAMES = frozenset(
         "sklearn.linear_model._logistic.LogisticRegression",
         "sklearn.multiclass.OneVsRestClassifier",
         "sklearn.pipeline.Pipeline",
+        "sklearn.preprocessing._label.LabelBinarizer",
     }
 )
 # Our model unpacks to ~10 MB; far more is a zip bomb, not a model.
@@ -190,9 +191,14 @@ def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_s
     """Add ``labels`` and ``scores`` to each record (which needs a ``text``), in batches."""
     thresholds = model.thresholds
     for batch in _batches(records, batch_size):
-        labels, scores = decide_batch(model.predict_proba([record["text"] for record in batch]), thresholds)
-        for record, record_labels, record_scores in zip(batch, labels, scores, strict=True):
-            yield {**record, "labels": record_labels, "scores": record_scores}
+        yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch]), thresholds)
+
+
+def with_decisions(records: Sequence[dict[str, Any]], scores: np.ndarray, thresholds: np.ndarray) -> Iterator[dict[str, Any]]:
+    """Copies of ``records`` with the ``labels`` and rounded ``scores`` of their rows of probabilities."""
+    labels, rounded = decide_batch(scores, thresholds)
+    for record, record_labels, record_scores in zip(records, labels, rounded, strict=True):
+        yield {**record, "labels": record_labels, "scores": record_scores}
 
 
 def classify(sentences: Iterable[Sentence], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[ClassifiedSentence]:

@@ -398,7 +398,7 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
         annotate evaluate --test tests/fixtures/heldout.jsonl -o report-heldout/
     """
     from .dataset import load_labels
-    from .evaluate import REPORT_FILE, cross_validated_evaluation, model_evaluation, write_report
+    from .evaluate import REPORT_FILE, check_plotting, cross_validated_evaluation, model_evaluation, write_report
     from .labels import LABELS
     from .rules import load_rules
 
@@ -406,6 +406,7 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
         raise click.UsageError("--model needs --test: cross-validation trains its own models on the label set.")
     check_inputs([labels_path, *([test_file] if test_file else [])])
     check_output(output / REPORT_FILE, force=force)
+    check_plotting()
     rows = load_labels(labels_path)
     rules = load_rules()
     if test_file is None:

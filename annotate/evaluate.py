@@ -26,7 +26,7 @@ from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.model_selection import GroupKFold
 
 from ._io import atomic_write
-from .errors import InputError
+from .errors import AnnotateError, InputError
 from .labels import LABELS
 from .schemas import LabeledSentence
 from .train import CV_FOLDS, best_thresholds, build_pipeline, check_trainable, label_matrix, metrics_table, out_of_fold_scores
@@ -373,8 +373,17 @@ def learning_curve_plot(evaluation: Evaluation) -> bytes:
     return _png(figure)
 
 
+def check_plotting() -> None:
+    """Raise a one-line :class:`AnnotateError` when matplotlib (the ``reports`` extra) is missing."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as e:
+        raise AnnotateError("the report's plots need matplotlib; install it with: pip install 'annotate[reports]'") from e
+
+
 def write_report(evaluation: Evaluation, out_dir: Path) -> list[Path]:
     """Write ``report.md`` and its PNG plots into ``out_dir``, each file atomically; return their paths."""
+    check_plotting()
     out_dir = Path(out_dir)
     files: dict[str, bytes] = {PR_PLOT: pr_curve_plot(evaluation), RELIABILITY_PLOT: reliability_plot(evaluation)}
     if evaluation.learning_curve:

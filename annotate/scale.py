@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from ._io import line_ranges, open_records, read_jsonl, read_jsonl_range
-from .classify import BATCH_SIZE, Model, classify_records, digest
+from .classify import BATCH_SIZE, Model, classify_records, digest, with_decisions
 from .errors import AnnotateError, InputError, SchemaError
 from .ingest import JSONL_SUFFIXES, SUPPORTED_SUFFIXES, article_from_record, read_articles, read_file
 from .schemas import Article, ClassifiedSentence
@@ -42,6 +42,7 @@ QUICK_INPUT_BYTES = 256 << 10
 CONNECT_TIMEOUT = "20s"
 PART_SUFFIXES = {"jsonl": ".jsonl", "csv": ".csv", "parquet": ".parquet"}
 
+K = TypeVar("K")
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -117,11 +118,18 @@ def is_small_input(paths: Iterable[Path | str], *, limit: int = QUICK_INPUT_BYTE
 def classify_sentence_records(
     records: Iterable[dict[str, Any]], *, model: Model, jobs: int = 1, batch_size: int = BATCH_SIZE
 ) -> Iterator[dict[str, Any]]:
-    """Classified copies of ``records`` (each with a ``text``), in input order, using ``jobs`` processes."""
+    """Classified copies of ``records`` (each with a ``text``), in input order, using ``jobs`` processes.
+
+    With several jobs only the texts go to the workers and only their
+    probabilities come back: the records stay here, so little is pickled.
+    """
     if jobs <= 1:
-        return classify_records(records, model=model, batch_size=batch_size)
-    chunks = _chunks(records, batch_size)
-    return _flatten(_ordered_map(_classify_record_chunk, chunks, jobs=jobs, model=model, batch_size=batch_size))
+        yield from classify_records(records, model=model, batch_size=batch_size)
+        return
+    thresholds = model.thresholds
+    chunks = ((chunk, [record["text"] for record in chunk]) for chunk in _chunks(records, batch_size))
+    for chunk, scores in _ordered_map(_score_texts, chunks, jobs=jobs, model=model, batch_size=batch_size):
+        yield from with_decisions(chunk, scores, thresholds)
 
 
 def classify_articles(
@@ -133,9 +141,11 @@ def classify_articles(
     into sentences runs in parallel too.
     """
     if jobs <= 1:
-        return classify_records(_sentence_records(articles), model=model, batch_size=batch_size)
-    chunks = _chunks(articles, articles_per_task)
-    return _flatten(_ordered_map(_classify_article_chunk, chunks, jobs=jobs, model=model, batch_size=batch_size))
+        yield from classify_records(_sentence_records(articles), model=model, batch_size=batch_size)
+        return
+    chunks = ((None, chunk) for chunk in _chunks(articles, articles_per_task))
+    for _, records in _ordered_map(_classify_article_chunk, chunks, jobs=jobs, model=model, batch_size=batch_size):
+        yield from records
 
 
 def by_article(records: Iterable[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -161,11 +171,6 @@ def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
-def _flatten(chunks: Iterable[list[T]]) -> Iterator[T]:
-    for chunk in chunks:
-        yield from chunk
-
-
 # Set in each worker process by _init_worker: the model is sent once per process, not per chunk.
 _worker_model: Model | None = None
 _worker_batch_size = BATCH_SIZE
@@ -176,9 +181,9 @@ def _init_worker(model: Model, batch_size: int) -> None:
     _worker_model, _worker_batch_size = model, batch_size
 
 
-def _classify_record_chunk(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _score_texts(texts: list[str]) -> Any:
     assert _worker_model is not None
-    return list(classify_records(records, model=_worker_model, batch_size=_worker_batch_size))
+    return _worker_model.predict_proba(texts)
 
 
 def _classify_article_chunk(articles: list[Article]) -> list[dict[str, Any]]:
@@ -196,19 +201,26 @@ def _process_context() -> multiprocessing.context.BaseContext:
     return multiprocessing.get_context("spawn")
 
 
-def _ordered_map(function: Callable[[T], R], chunks: Iterable[T], *, jobs: int, model: Model, batch_size: int) -> Iterator[R]:
-    """``map(function, chunks)`` on ``jobs`` processes, in order, with at most ``2 * jobs`` chunks in flight."""
+def _ordered_map(
+    function: Callable[[T], R], items: Iterable[tuple[K, T]], *, jobs: int, model: Model, batch_size: int
+) -> Iterator[tuple[K, R]]:
+    """``(key, function(payload))`` for each ``(key, payload)`` on ``jobs`` processes, in order.
+
+    At most ``2 * jobs`` payloads are in flight, so memory does not grow with the input.
+    """
     from concurrent.futures import Future, ProcessPoolExecutor
 
     pool = ProcessPoolExecutor(jobs, mp_context=_process_context(), initializer=_init_worker, initargs=(model, batch_size))
-    pending: deque[Future[R]] = deque()
+    pending: deque[tuple[K, Future[R]]] = deque()
     try:
-        for chunk in chunks:
-            pending.append(pool.submit(function, chunk))
+        for key, payload in items:
+            pending.append((key, pool.submit(function, payload)))
             if len(pending) >= 2 * jobs:
-                yield pending.popleft().result()
+                done_key, future = pending.popleft()
+                yield done_key, future.result()
         while pending:
-            yield pending.popleft().result()
+            done_key, future = pending.popleft()
+            yield done_key, future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
 
@@ -260,7 +272,10 @@ def plan_partitions(paths: Sequence[Path | str], *, kind: InputKind, partition_b
         files = _files_under(path) if path.is_dir() else [path]
         for file in files:
             if kind == "sentences" or file.suffix.lower() in JSONL_SUFFIXES:
-                pieces.extend((Piece(str(file), start, end, line), end - start, False) for start, end, line in line_ranges(file, target_bytes=partition_bytes))
+                pieces.extend(
+                    (Piece(str(file), start, end, line), end - start, False)
+                    for start, end, line in line_ranges(file, target_bytes=partition_bytes)
+                )
             else:
                 pieces.append((Piece(str(file)), file.stat().st_size, True))
     partitions: list[Partition] = []

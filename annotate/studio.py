@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar, cast
 
 import httpx
 import orjson
@@ -143,10 +143,8 @@ def build_tasks(
     """Label Studio import tasks, each with its prediction when given."""
     if predictions is None:
         return [{"data": task_data(sentence)} for sentence in sentences]
-    return [
-        {"data": task_data(sentence), "predictions": [prediction]}
-        for sentence, prediction in zip(sentences, predictions, strict=True)
-    ]
+    return [{"data": task_data(sentence), "predictions": [prediction]} for sentence, prediction in zip(sentences, predictions, strict=True)]
+
 
 # --- the client ------------------------------------------------------------------------
 
@@ -156,6 +154,9 @@ Predictor = Callable[[list[str]], list[tuple[list[str], dict[str, float]]]]
 _T = TypeVar("_T")
 _MAX_DELAY = 30.0
 _PAGE_SIZE = 5000
+# What a request to Label Studio can fail with: transport errors, HTTP errors,
+# and answers that are not JSON (ValueError), e.g. from something else at that URL.
+_FAILURES = (httpx.TransportError, ApiError, ValueError)
 _SECRET_HEADERS = frozenset({"set-cookie", "cookie", "authorization", "x-api-key"})
 _RAW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.]*$")
 
@@ -187,7 +188,7 @@ class StudioClient:
         if self._http is not None:
             self._http.close()
 
-    def __enter__(self) -> StudioClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
@@ -209,7 +210,7 @@ class StudioClient:
         while True:
             try:
                 return fn(*args, **kwargs)
-            except Exception as e:
+            except _FAILURES as e:
                 if not is_transient(e) or attempt >= self.retries:
                     self.fail(e, what, attempts=attempt + 1)
                 self.wait(e, what, attempt)
@@ -219,7 +220,12 @@ class StudioClient:
         pause = self.delay(attempt)
         logger.warning(
             "Label Studio at %s: %s while %s (attempt %d of %d); retrying in %.1f s",
-            self.url, self.redact(_short(error)), what, attempt + 1, self.retries + 1, pause,
+            self.url,
+            self.redact(_short(error)),
+            what,
+            attempt + 1,
+            self.retries + 1,
+            pause,
         )
         time.sleep(pause)
 
@@ -239,13 +245,9 @@ class StudioClient:
         if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout):
             result = StudioConnectionError(f"cannot reach Label Studio at {url} ({_reason(error)}){gave_up}")
         elif isinstance(error, httpx.TimeoutException):
-            result = StudioConnectionError(
-                f"Label Studio at {url} did not answer within {self.timeout:g} s while {what}{gave_up}"
-            )
+            result = StudioConnectionError(f"Label Studio at {url} did not answer within {self.timeout:g} s while {what}{gave_up}")
         elif isinstance(error, httpx.TransportError):
-            result = StudioConnectionError(
-                f"the connection to Label Studio at {url} broke while {what} ({_reason(error)}){gave_up}"
-            )
+            result = StudioConnectionError(f"the connection to Label Studio at {url} broke while {what} ({_reason(error)}){gave_up}")
         elif isinstance(error, ApiError):
             status = error.status_code
             if status in (401, 403):
@@ -381,7 +383,7 @@ def ensure_project(client: StudioClient, project: str, *, update_config: bool = 
     while found is None:
         try:
             created = client.sdk.projects.create(title=project, label_config=config, request_options=client.options())
-        except Exception as e:
+        except _FAILURES as e:
             if not is_transient(e) or attempt >= client.retries:
                 client.fail(e, f"creating project {project!r}", attempts=attempt + 1)
             client.wait(e, f"creating project {project!r}", attempt)
@@ -396,14 +398,15 @@ def ensure_project(client: StudioClient, project: str, *, update_config: bool = 
     if same_config(found.label_config or "", config):
         return found, False, False
     if not update_config:
-        raise StudioError(
-            f"project {project} has a different labelling config than schemas/label_config.xml; rerun with --update-config"
-        )
+        raise StudioError(f"project {project} has a different labelling config than schemas/label_config.xml; rerun with --update-config")
     # Label Studio checks the new config against existing annotations and
     # refuses (HTTP 400) a config that would orphan them; nothing is deleted.
     updated = client.call(
         f"updating the labelling config of project {project!r}",
-        client.sdk.projects.update, found.id, label_config=config, request_options=client.options(),
+        client.sdk.projects.update,
+        found.id,
+        label_config=config,
+        request_options=client.options(),
     )
     logger.info("updated the labelling config of project %r", project)
     return updated, False, True
@@ -477,9 +480,7 @@ def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-def predict_payloads(
-    sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str, batch_size: int
-) -> list[dict[str, Any]]:
+def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str, batch_size: int) -> list[dict[str, Any]]:
     """Validated Label Studio predictions for ``sentences``; raises before anything is sent."""
     payloads: list[dict[str, Any]] = []
     for batch in _chunks(sentences, batch_size):
@@ -551,15 +552,23 @@ def push(
     new_predictions: list[dict[str, Any]] | None = None
     old_predictions: list[dict[str, Any]] = []
     if predictor is not None and model_version:
-        lacking = [(existing[sid].task_id, unique[sid]) for sid in unique if sid in existing and model_version not in existing[sid].model_versions]
+        lacking = [
+            (existing[sid].task_id, unique[sid]) for sid in unique if sid in existing and model_version not in existing[sid].model_versions
+        ]
         new_predictions = [predicted[s.sentence_id] for s in new]
         old_predictions = [predicted[s.sentence_id] for _, s in lacking]
     tick(len(unique) - len(new) - len(lacking))
 
     report = PushReport(
-        project_id=project_id, project=project, created_project=created, config_updated=config_updated,
-        tasks_before=tasks_before, tasks_created=0, tasks_skipped_existing=len(unique) - len(new),
-        predictions_created=0, model_version=model_version if predictor is not None else None,
+        project_id=project_id,
+        project=project,
+        created_project=created,
+        config_updated=config_updated,
+        tasks_before=tasks_before,
+        tasks_created=0,
+        tasks_skipped_existing=len(unique) - len(new),
+        predictions_created=0,
+        model_version=model_version if predictor is not None else None,
     )
     tasks = build_tasks(new, new_predictions)
     for start in range(0, len(new), batch_size):
@@ -572,7 +581,10 @@ def push(
     if lacking and model_version:
         for start in range(0, len(lacking), batch_size):
             batch_pairs = lacking[start : start + batch_size]
-            payloads = [{"task": task_id, **prediction} for (task_id, _), prediction in zip(batch_pairs, old_predictions[start : start + batch_size], strict=True)]
+            payloads = [
+                {"task": task_id, **prediction}
+                for (task_id, _), prediction in zip(batch_pairs, old_predictions[start : start + batch_size], strict=True)
+            ]
             _import_predictions(client, project_id, batch_pairs, payloads, model_version)
             report.predictions_created += len(batch_pairs)
             tick(len(batch_pairs))
@@ -582,7 +594,10 @@ def push(
             _show_predictions(client, found, model_version)
     logger.info(
         "project %r: %d tasks created, %d already there, %d predictions added",
-        project, report.tasks_created, report.tasks_skipped_existing, report.predictions_created,
+        project,
+        report.tasks_created,
+        report.tasks_skipped_existing,
+        report.predictions_created,
     )
     return report
 
@@ -599,7 +614,10 @@ def _show_predictions(client: StudioClient, project: Any, model_version: str) ->
         return
     client.call(
         f"setting the model version of project {project.title!r}",
-        client.sdk.projects.update, project.id, model_version=model_version, show_collab_predictions=True,
+        client.sdk.projects.update,
+        project.id,
+        model_version=model_version,
+        show_collab_predictions=True,
         request_options=client.options(),
     )
     logger.info("project %r now shows predictions of model %s", project.title, model_version)
@@ -614,7 +632,7 @@ def _import_batch(client: StudioClient, project_id: int, batch: Sequence[Sentenc
         try:
             client.sdk.projects.import_tasks(project_id, request=[cast(Any, task) for _, task in pending], request_options=client.options())
             return
-        except Exception as e:
+        except _FAILURES as e:
             if isinstance(e, ApiError) and not is_transient(e) and e.status_code not in (401, 403):
                 client.error(e, what)  # scrubs the cookies out of the chained SDK error
                 raise StudioError(
@@ -642,14 +660,15 @@ def _import_predictions(
         try:
             client.sdk.projects.import_predictions(project_id, request=[cast(Any, p) for _, p in pending], request_options=client.options())
             return
-        except Exception as e:
+        except _FAILURES as e:
             if not is_transient(e) or attempt >= client.retries:
                 client.fail(e, what, attempts=attempt + 1)
             client.wait(e, what, attempt)
             attempt += 1
             _, existing = existing_tasks(client, project_id)
             pending = [
-                (pair, p) for pair, p in pending
+                (pair, p)
+                for pair, p in pending
                 if model_version not in existing.get(pair[1].sentence_id, ExistingTask(0, frozenset())).model_versions
             ]
 
@@ -691,11 +710,12 @@ def export_project(client: StudioClient, project_id: int, *, what: str) -> bytes
     if export.status == "failed":
         raise StudioError(f"Label Studio at {client.url} failed to export project {project_id}")
     raw = client.call(
-        what, lambda: b"".join(client.sdk.projects.exports.download(project_id, export_pk=export.id, export_type="JSON", request_options=long))
+        what,
+        lambda: b"".join(client.sdk.projects.exports.download(project_id, export_pk=export.id, export_type="JSON", request_options=long)),
     )
     try:
         client.sdk.projects.exports.delete(project_id, export_pk=export.id, request_options=client.options())
-    except Exception as e:  # only housekeeping on the server: the export is in hand
+    except _FAILURES as e:  # only housekeeping on the server: the export is in hand
         logger.debug("could not delete export %s: %s", export.id, client.redact(_short(e)))
     return raw
 
@@ -807,7 +827,7 @@ def _emails(client: StudioClient) -> dict[int, str]:
         if e.status_code in (401, 403):
             return {}
         client.fail(e, "listing users")
-    except Exception as e:
+    except _FAILURES as e:
         client.fail(e, "listing users")
     return {int(u.id): str(u.email) for u in users if getattr(u, "email", None)}
 

@@ -20,7 +20,7 @@ import numpy as np
 from pydantic import BaseModel
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, f1_score, precision_recall_fscore_support
+from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline

@@ -74,7 +74,9 @@ def write_articles(path: Path, count: int, texts: Sequence[str]) -> None:
     with path.open("wb") as handle:
         for number in range(count):
             paragraphs = [" ".join(rng.choice(texts) for _ in range(3)) for _ in range(8)]
-            handle.write(orjson.dumps({"id": f"art-{number}", "title": f"Generated article {number}", "text": "\n\n".join(paragraphs)}) + b"\n")
+            handle.write(
+                orjson.dumps({"id": f"art-{number}", "title": f"Generated article {number}", "text": "\n\n".join(paragraphs)}) + b"\n"
+            )
 
 
 def measure(command: Sequence[str], *, stdout: int | None = subprocess.DEVNULL) -> tuple[float, float, float]:
@@ -152,7 +154,9 @@ def repeat(runs: int, function: Callable[[], tuple[float, float, float]]) -> tup
 def bench_sentences(folder: Path, count: int, runs: int, texts: Sequence[str], results: dict[str, object]) -> None:
     source = folder / "sentences.jsonl"
     write_sentences(source, count, texts)
-    print(f"\n## classify --sentences: {count:,} sentences ({source.stat().st_size / 2**20:.0f} MiB of JSONL), {runs} runs, min / median / max")
+    print(
+        f"\n## classify --sentences: {count:,} sentences ({source.stat().st_size / 2**20:.0f} MiB of JSONL), {runs} runs, min / median / max"
+    )
 
     bare = [bare_run_in_subprocess(source, folder / "bare.jsonl") for _ in range(runs)]
 
@@ -173,10 +177,14 @@ def bench_sentences(folder: Path, count: int, runs: int, texts: Sequence[str], r
     for jobs in (1, 2):
         output = folder / f"out-{jobs}.jsonl"
         command = [*ANNOTATE, "classify", "--sentences", str(source), "-o", str(output), "--force", "-q", "--jobs", str(jobs)]
-        walls, peaks, cpus = repeat(runs, lambda: measure(command))
-        print(f"annotate classify --jobs {jobs:<13} wall {spread(walls)} s, CPU {spread(cpus)} s = {spread([count / w for w in walls], 0)} sentences/s, peak RSS {spread(peaks, 0)} MiB")
-        print(f"  throughput / unavoidable-work throughput: by wall {spread([unavoidable / w for w in walls])}"
-              + (f", by CPU {spread([unavoidable_cpu / c for c in cpus])}" if jobs == 1 else ""))
+        walls, peaks, cpus = repeat(runs, lambda command=command: measure(command))
+        print(
+            f"annotate classify --jobs {jobs:<13} wall {spread(walls)} s, CPU {spread(cpus)} s = {spread([count / w for w in walls], 0)} sentences/s, peak RSS {spread(peaks, 0)} MiB"
+        )
+        print(
+            f"  throughput / unavoidable-work throughput: by wall {spread([unavoidable / w for w in walls])}"
+            + (f", by CPU {spread([unavoidable_cpu / c for c in cpus])}" if jobs == 1 else "")
+        )
         results[f"sentences_jobs{jobs}"] = {"wall": walls, "cpu": cpus, "peak_rss_mib": peaks}
     results["sentences_bare"] = bare
 
@@ -191,15 +199,31 @@ def bare_run_in_subprocess(source: Path, target: Path) -> dict[str, float]:
 def bench_articles(folder: Path, count: int, runs: int, texts: Sequence[str], results: dict[str, object]) -> None:
     source = folder / "articles.jsonl"
     write_articles(source, count, texts)
-    print(f"\n## ingest + classify: {count:,} articles ({source.stat().st_size / 2**20:.0f} MiB JSONL archive), {runs} runs, min / median / max")
+    print(
+        f"\n## ingest + classify: {count:,} articles ({source.stat().st_size / 2**20:.0f} MiB JSONL archive), {runs} runs, min / median / max"
+    )
     for jobs in (1, 2):
         output = folder / f"articles-out-{jobs}.jsonl"
-        command = [*ANNOTATE, "classify", str(source), "-o", str(output), "--digest", str(folder / f"digest-{jobs}.jsonl"), "--force", "-q", "--jobs", str(jobs)]
-        walls, peaks, cpus = repeat(runs, lambda: measure(command))
+        command = [
+            *ANNOTATE,
+            "classify",
+            str(source),
+            "-o",
+            str(output),
+            "--digest",
+            str(folder / f"digest-{jobs}.jsonl"),
+            "--force",
+            "-q",
+            "--jobs",
+            str(jobs),
+        ]
+        walls, peaks, cpus = repeat(runs, lambda command=command: measure(command))
         with output.open("rb") as handle:
             sentences = sum(1 for _ in handle)
-        print(f"annotate classify --jobs {jobs}  wall {spread(walls)} s, CPU {spread(cpus)} s = {spread([count / w for w in walls], 0)} articles/s, "
-              f"{spread([sentences / w for w in walls], 0)} sentences/s ({sentences:,} sentences), peak RSS {spread(peaks, 0)} MiB")
+        print(
+            f"annotate classify --jobs {jobs}  wall {spread(walls)} s, CPU {spread(cpus)} s = {spread([count / w for w in walls], 0)} articles/s, "
+            f"{spread([sentences / w for w in walls], 0)} sentences/s ({sentences:,} sentences), peak RSS {spread(peaks, 0)} MiB"
+        )
         results[f"articles_jobs{jobs}"] = {"wall": walls, "cpu": cpus, "peak_rss_mib": peaks, "sentences": sentences}
 
 
@@ -224,7 +248,9 @@ def main() -> None:
     args = parser.parse_args()
 
     os.chdir(ROOT)
-    print(f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, load average {os.getloadavg()[0]:.2f} at start")
+    print(
+        f"machine: {os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, load average {os.getloadavg()[0]:.2f} at start"
+    )
     texts = starter_texts()
     results: dict[str, object] = {}
     with tempfile.TemporaryDirectory(dir=args.workdir) as temporary:

@@ -39,17 +39,38 @@ BATCH = 500
 
 
 def sentences(n: int, prefix: str) -> list[Sentence]:
-    words = "regulators approved the triage tool after investors funded a start-up whose model hallucinated doses".split()
+    words = [
+        "regulators",
+        "approved",
+        "the",
+        "triage",
+        "tool",
+        "after",
+        "investors",
+        "funded",
+        "a",
+        "start-up",
+        "whose",
+        "model",
+        "hallucinated",
+        "doses",
+    ]
     out = []
     for i in range(n):
         text = " ".join(words[(i + k) % len(words)] for k in range(18)) + f" ({prefix} {i})."
         out.append(
             Sentence(
-                article_id=f"{prefix}-a{i // 20}", sentence_id=f"{prefix}-{i:06d}", paragraph=1 + (i % 20) // 4, index=i % 20,
-                text=text, lang="en", title=f"Benchmark article {i // 20}", source="bench",
+                article_id=f"{prefix}-a{i // 20}",
+                sentence_id=f"{prefix}-{i:06d}",
+                paragraph=1 + (i % 20) // 4,
+                index=i % 20,
+                text=text,
+                lang="en",
+                title=f"Benchmark article {i // 20}",
+                source="bench",
                 prev="The previous sentence of the article, for context." if i % 20 else "",
                 next="The next sentence of the article, for context." if i % 20 != 19 else "",
-            )  # fmt: skip
+            )
         )
     return out
 
@@ -85,7 +106,9 @@ def main() -> None:
         rows = sentences(n, f"push{stamp}")
         seconds, _ = timed("studio.push", lambda: studio.push(client, rows, project=f"bench push {stamp}", batch_size=BATCH))
         results["studio.push"] = {"sentences": n, "seconds": round(seconds, 2), "tasks_per_s": round(n / seconds)}
-        seconds, report = timed("studio.push again (all present)", lambda: studio.push(client, rows, project=f"bench push {stamp}", batch_size=BATCH))
+        seconds, report = timed(
+            "studio.push again (all present)", lambda: studio.push(client, rows, project=f"bench push {stamp}", batch_size=BATCH)
+        )
         assert report.tasks_created == 0 and report.tasks_skipped_existing == n
         results["studio.push repeated"] = {"sentences": n, "seconds": round(seconds, 2)}
 
@@ -106,7 +129,14 @@ def main() -> None:
             rows_p = sentences(n, f"pred{stamp}")
             seconds, _ = timed(
                 "studio.push with predictions",
-                lambda: studio.push(client, rows_p, project=f"bench push predictions {stamp}", predictor=model.predict, model_version=model.card.model_id, batch_size=BATCH),
+                lambda: studio.push(
+                    client,
+                    rows_p,
+                    project=f"bench push predictions {stamp}",
+                    predictor=model.predict,
+                    model_version=model.card.model_id,
+                    batch_size=BATCH,
+                ),
             )
             results["studio.push with predictions"] = {"sentences": n, "seconds": round(seconds, 2), "tasks_per_s": round(n / seconds)}
             rows_q = sentences(n, f"predbare{stamp}")
@@ -117,7 +147,13 @@ def main() -> None:
                     batch = rows_q[start : start + BATCH]
                     outputs = model.predict([s.text for s in batch])
                     predictions = [
-                        {"model_version": model.card.model_id, "score": 0.5, "result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": labels}}] if labels else []}
+                        {
+                            "model_version": model.card.model_id,
+                            "score": 0.5,
+                            "result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": labels}}]
+                            if labels
+                            else [],
+                        }
                         for labels, _ in outputs
                     ]
                     bare.projects.import_tasks(project.id, request=studio.build_tasks(batch, predictions))  # type: ignore[arg-type]
@@ -130,7 +166,12 @@ def main() -> None:
         print(f"pull {m} annotated tasks", file=sys.stderr)
         rows = sentences(m, f"pull{stamp}")
         annotated = [
-            {**task, "annotations": [{"result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": [LABELS[i % 4]]}}]}]}
+            {
+                **task,
+                "annotations": [
+                    {"result": [{"from_name": "labels", "to_name": "text", "type": "choices", "value": {"choices": [LABELS[i % 4]]}}]}
+                ],
+            }
             for i, task in enumerate(studio.build_tasks(rows))
         ]
         project = bare.projects.create(title=f"bench pull {stamp}", label_config=config)

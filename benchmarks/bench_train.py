@@ -49,8 +49,10 @@ def main() -> None:
             command = [*ANNOTATE, "train", "--labels", str(labels), "-o", str(folder / "model"), "--force", *flags]
             results = [measure(command) for _ in range(runs)]
             walls, peaks = [wall for wall, _ in results], [peak for _, peak in results]
-            print(f"annotate train {' '.join(flags) or '(with cross-validation)':<26} on {args.rows:,} sentences, {runs} runs: "
-                  f"{spread(walls, 1)} s, peak RSS {spread(peaks, 0)} MiB (min / median / max)")
+            print(
+                f"annotate train {' '.join(flags) or '(with cross-validation)':<26} on {args.rows:,} sentences, {runs} runs: "
+                f"{spread(walls, 1)} s, peak RSS {spread(peaks, 0)} MiB (min / median / max)"
+            )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
 

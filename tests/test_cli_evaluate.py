@@ -119,3 +119,12 @@ def test_model_without_test_is_a_usage_error(tmp_path: Path, small_model: Path) 
     result = invoke("evaluate", "--model", str(small_model), "-o", str(tmp_path / "r"))
     assert result.exit_code == 2
     assert "Error: --model needs --test: cross-validation trains its own models on the label set." in result.stderr
+
+
+def test_without_matplotlib_the_error_says_what_to_install(tmp_path: Path, label_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # makes "import matplotlib" fail
+    result = invoke("evaluate", "--labels", str(label_dir), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 1
+    assert result.stderr == "Error: the report's plots need matplotlib; install it with: pip install 'annotate[reports]'\n"

@@ -8,6 +8,7 @@ import pytest
 from annotate import evaluate as evaluate_module
 from annotate.classify import load_model
 from annotate.dataset import load_labels
+from annotate.errors import InputError
 from annotate.evaluate import (
     LEARNING_PLOT,
     PR_PLOT,
@@ -19,7 +20,6 @@ from annotate.evaluate import (
     render_report,
     write_report,
 )
-from annotate.errors import InputError
 from annotate.labels import LABELS
 from annotate.rules import load_rules
 from annotate.train import cross_validate
@@ -133,7 +133,8 @@ def test_a_failed_plot_leaves_the_old_report_untouched(tmp_path: Path, evaluatio
 def test_model_evaluation_uses_the_model_thresholds(small_model: Path, rows) -> None:
     model = load_model(small_model)
     # Articles the small model was not trained on (it takes every third article from the first).
-    test_rows = [row for row in rows if row.article_id not in set(sorted({r.article_id for r in load_labels(ROOT / "labels")})[::3])]
+    trained_on = set(sorted({r.article_id for r in load_labels(ROOT / "labels")})[::3])
+    test_rows = [row for row in rows if row.article_id not in trained_on]
     result = model_evaluation(test_rows, model=model, rules=load_rules(), source="held back")
     assert result.model_id == model.card.model_id
     np.testing.assert_array_equal(result.thresholds, model.thresholds)

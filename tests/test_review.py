@@ -125,7 +125,7 @@ def test_scores_of_the_wrong_shape_are_refused(rows) -> None:
 
 
 def test_review_batch_is_sentences_for_studio_push(rows) -> None:
-    noisy, wrong = planted(rows)
+    noisy, _ = planted(rows)
     suspects = likely_label_errors(noisy)[:5]
     batch = review_batch(suspects, noisy)
     assert [s.sentence_id for s in batch] == [s.row.sentence_id for s in suspects]

@@ -14,7 +14,6 @@ from annotate.labels import LABELS
 from annotate.rules import RULES_PATH, load_rules, rules_model
 
 
-
 @pytest.fixture(scope="module")
 def rules():
     return load_rules()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -33,7 +34,10 @@ def sentences_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with path.open("wb") as handle:
         for copy in range(40):
             for row in base:
-                handle.write(orjson.dumps({**row, "article_id": f"{row['article_id']}-{copy}", "sentence_id": f"{row['sentence_id']}-{copy}"}) + b"\n")
+                handle.write(
+                    orjson.dumps({**row, "article_id": f"{row['article_id']}-{copy}", "sentence_id": f"{row['sentence_id']}-{copy}"})
+                    + b"\n"
+                )
     return path
 
 
@@ -78,10 +82,23 @@ def test_sentences_are_identical_with_one_process_two_jobs_and_dask(sentences_fi
     assert parts(tmp_path / "dask") == one
 
 
-def test_articles_and_digests_are_identical_with_one_process_two_jobs_and_dask(articles_folder: Path, dask_scheduler: str, tmp_path: Path) -> None:
+def test_articles_and_digests_are_identical_with_one_process_two_jobs_and_dask(
+    articles_folder: Path, dask_scheduler: str, tmp_path: Path
+) -> None:
     run("classify", str(articles_folder), "-o", str(tmp_path / "one.jsonl"), "--digest", str(tmp_path / "one-digest.jsonl"))
     run("classify", str(articles_folder), "-o", str(tmp_path / "jobs.jsonl"), "--digest", str(tmp_path / "jobs-digest.jsonl"), "-j", "2")
-    run("classify", str(articles_folder), "-o", str(tmp_path / "dask"), "--digest", str(tmp_path / "dask-digest"), "--engine", "dask", "--scheduler", dask_scheduler)
+    run(
+        "classify",
+        str(articles_folder),
+        "-o",
+        str(tmp_path / "dask"),
+        "--digest",
+        str(tmp_path / "dask-digest"),
+        "--engine",
+        "dask",
+        "--scheduler",
+        dask_scheduler,
+    )
     one = (tmp_path / "one.jsonl").read_bytes()
     digests = (tmp_path / "one-digest.jsonl").read_bytes()
     assert len(digests.splitlines()) == 3 * 10  # 5 single-article files and 5 export rows, three times
@@ -91,7 +108,9 @@ def test_articles_and_digests_are_identical_with_one_process_two_jobs_and_dask(a
     assert parts(tmp_path / "dask-digest") == digests
 
 
-def test_many_small_dask_partitions_concatenate_to_the_one_process_output(sentences_file: Path, dask_scheduler: str, tmp_path: Path) -> None:
+def test_many_small_dask_partitions_concatenate_to_the_one_process_output(
+    sentences_file: Path, dask_scheduler: str, tmp_path: Path
+) -> None:
     run("classify", "--sentences", str(sentences_file), "-o", str(tmp_path / "one.jsonl"))
     partitions = plan_partitions([sentences_file], kind="sentences", partition_bytes=200_000)
     assert len(partitions) >= 10
@@ -136,7 +155,7 @@ def test_option_conflicts_are_usage_errors(sentences_file: Path, args: list[str]
 def test_line_ranges_cover_the_file_with_whole_lines_and_line_numbers(sentences_file: Path) -> None:
     ranges = list(line_ranges(sentences_file, target_bytes=100_000))
     assert ranges[0][0] == 0 and ranges[-1][1] == sentences_file.stat().st_size
-    assert all(previous[1] == current[0] for previous, current in zip(ranges, ranges[1:]))
+    assert all(previous[1] == current[0] for previous, current in itertools.pairwise(ranges))
     numbered = [item for start, end, first in ranges for item in read_jsonl_range(sentences_file, start=start, end=end, first_line=first)]
     lines = sentences_file.read_bytes().splitlines()
     assert [number for number, _ in numbered] == list(range(1, len(lines) + 1))
@@ -148,7 +167,9 @@ def test_a_bad_line_in_a_dask_partition_names_the_file_and_its_real_line(sentenc
     lines = sentences_file.read_bytes().splitlines(keepends=True)
     lines[4000] = b'{"text": 12}\n'
     broken.write_bytes(b"".join(lines))
-    result = CliRunner().invoke(cli, ["classify", "--sentences", str(broken), "-o", str(tmp_path / "out"), "--engine", "dask", "--scheduler", dask_scheduler])
+    result = CliRunner().invoke(
+        cli, ["classify", "--sentences", str(broken), "-o", str(tmp_path / "out"), "--engine", "dask", "--scheduler", dask_scheduler]
+    )
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == f"Error: {broken}:4001: each line needs a 'text' field with a string"
 
@@ -193,7 +214,9 @@ def test_memory_stays_flat_whatever_the_input_size(tmp_path: Path) -> None:
     articles = [{"title": f"Article {n}", "text": f"{row['text']} It was reported on day {n}. Shares rose."} for n, row in enumerate(texts)]
     write_padded(tmp_path / "articles.jsonl", articles, copies=3400, padding=10_000)
     assert (tmp_path / "articles.jsonl").stat().st_size > STREAM_ABOVE_BYTES
-    big_articles = peak_rss_mib("classify", str(tmp_path / "articles.jsonl"), "-o", str(tmp_path / "a.jsonl"), "--digest", str(tmp_path / "d.jsonl"))
+    big_articles = peak_rss_mib(
+        "classify", str(tmp_path / "articles.jsonl"), "-o", str(tmp_path / "a.jsonl"), "--digest", str(tmp_path / "d.jsonl")
+    )
     assert big_articles - small < 120, f"{big_articles:.0f} MiB for a 100 MiB article archive"
     assert len((tmp_path / "d.jsonl").read_bytes().splitlines()) == 3 * 3400
 
@@ -257,3 +280,10 @@ def test_classifying_one_article_imports_neither_scikit_learn_nor_skops(tmp_path
 
     full = list(classify_articles(iter_articles([article]), model=load_model()))
     assert (tmp_path / "quick.jsonl").read_bytes() == b"".join(orjson.dumps(record) + b"\n" for record in full)
+
+
+def test_the_model_check_allows_exactly_the_types_training_trusts() -> None:
+    from annotate.classify import TRUSTED_TYPE_NAMES
+    from annotate.train import TRUSTED_TYPES
+
+    assert TRUSTED_TYPE_NAMES == set(TRUSTED_TYPES)

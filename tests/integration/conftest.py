@@ -99,7 +99,9 @@ class StudioServer:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = START_TIMEOUT) -> None:
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+        env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+        }
         env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
             LATEST_VERSION_CHECK="false",
@@ -210,7 +212,9 @@ class StudioServer:
             return self._annotators[name]
         email, password = f"{name}@annotate.test", "Pw-" + secrets.token_hex(8)
         with httpx.Client(base_url=self.url, timeout=30.0) as session:
-            answer = self._form(session, "/user/signup/", {"email": email, "password": password, "how_find_us": "Other", "elaborate": "tests"})
+            answer = self._form(
+                session, "/user/signup/", {"email": email, "password": password, "how_find_us": "Other", "elaborate": "tests"}
+            )
             assert answer.status_code == 302, f"signup of {email} failed: HTTP {answer.status_code}"
             token = session.get("/api/current-user/token")
             me = session.get("/api/current-user/whoami")
@@ -356,7 +360,8 @@ class FaultProxy:
                     text = json.dumps({"detail": f"injected HTTP {fault.action}"}).encode()
                     client.sendall(
                         f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n"
-                        "Connection: close\r\n\r\n".encode() + text
+                        "Connection: close\r\n\r\n".encode()
+                        + text
                     )
                     return
                 if fault and fault.action == "drop-before":
@@ -430,20 +435,17 @@ class Chromium:
     def __init__(self, user_data_dir: Path, binary: Path = CHROMIUM) -> None:
         to_child, self._to_chromium = os.pipe()
         self._from_chromium, from_child = os.pipe()
-
-        def remap() -> None:  # runs in the child before exec
-            a, b = os.dup(to_child), os.dup(from_child)
-            os.dup2(a, 3)
-            os.dup2(b, 4)
-
+        flags = [
+            "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync",
+            f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe", "--window-size=1280,900", "about:blank",
+        ]  # fmt: skip
+        # --remote-debugging-pipe talks on fds 3 and 4; bash moves our pipe ends
+        # there (no preexec_fn, which is unsafe in a process with threads).
+        remap = 'exec 3<&"$1" 4>&"$2"; shift 2; exec "$@"'
         self.process = subprocess.Popen(
-            [
-                str(binary), "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                f"--user-data-dir={user_data_dir}", "--remote-debugging-pipe", "--window-size=1280,900", "about:blank",
-            ],  # fmt: skip
-            preexec_fn=remap,
-            close_fds=False,
+            ["bash", "-c", remap, "chromium", str(to_child), str(from_child), str(binary), *flags],
+            pass_fds=(to_child, from_child),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -478,7 +480,11 @@ class Chromium:
                 return dict(reply.get("result", {}))
 
     def open_page(self, cookies: dict[str, str], domain: str = "127.0.0.1") -> None:
-        self.send("Storage.setCookies", {"cookies": [{"name": k, "value": v, "domain": domain, "path": "/"} for k, v in cookies.items()]}, page=False)
+        self.send(
+            "Storage.setCookies",
+            {"cookies": [{"name": k, "value": v, "domain": domain, "path": "/"} for k, v in cookies.items()]},
+            page=False,
+        )
         targets = self.send("Target.getTargets", page=False)["targetInfos"]
         target = next(t for t in targets if t["type"] == "page")
         self._session = self.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True}, page=False)["sessionId"]

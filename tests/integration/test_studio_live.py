@@ -210,8 +210,13 @@ def test_prediction_with_unknown_label_is_refused_before_sending(studio_server: 
 
 def test_config_mismatch_stops_unless_update_config(studio_server: StudioServer) -> None:
     client = connect(studio_server)
-    old_config = studio.read_label_config().replace('showInline="false"', 'showInline="true"').replace(
-        '  <TextArea name="note" toName="text" placeholder="Note for the reviewers (optional)" rows="2" maxSubmissions="1" editable="true"/>\n', ""
+    old_config = (
+        studio.read_label_config()
+        .replace('showInline="false"', 'showInline="true"')
+        .replace(
+            '  <TextArea name="note" toName="text" placeholder="Note for the reviewers (optional)" rows="2" maxSubmissions="1" editable="true"/>\n',
+            "",
+        )
     )
     project = sdk(studio_server).projects.create(title="old config", label_config=old_config)
     sentences = make_sentences(4, prefix="cfg")
@@ -237,7 +242,10 @@ def test_config_mismatch_stops_unless_update_config(studio_server: StudioServer)
 def test_several_projects_with_one_name_is_an_error(studio_server: StudioServer) -> None:
     for _ in range(2):
         sdk(studio_server).projects.create(title="twin project", label_config=studio.read_label_config())
-    with pytest.raises(StudioError, match=r"^2 projects in Label Studio at http://127\.0\.0\.1:\d+ are titled 'twin project' \(ids \d+, \d+\); rename all but one$"):
+    with pytest.raises(
+        StudioError,
+        match=r"^2 projects in Label Studio at http://127\.0\.0\.1:\d+ are titled 'twin project' \(ids \d+, \d+\); rename all but one$",
+    ):
         studio.push(connect(studio_server), make_sentences(2, prefix="twin"), project="twin project")
 
 
@@ -249,8 +257,7 @@ def test_batch_rejected_by_server_names_its_sentences(studio_server: StudioServe
     with pytest.raises(StudioError) as error:
         studio.push(client, sentences, project="rejected batch", batch_size=10)
     assert str(error.value) == (
-        f"Label Studio at {fault_proxy.url} rejected the batch of sentences rej-000010 … rej-000019 "
-        "(HTTP 400: injected HTTP 400)"
+        f"Label Studio at {fault_proxy.url} rejected the batch of sentences rej-000010 … rej-000019 (HTTP 400: injected HTTP 400)"
     )
     assert error.value.status == 400
     assert fault_proxy.count("POST", r"/import$", "400") == 1, "a rejected batch is not retried"
@@ -380,7 +387,9 @@ def test_push_interrupted_between_batches_then_completed(studio_server: StudioSe
             studio_server.kill()
 
     try:
-        with pytest.raises(StudioConnectionError, match=r"^cannot reach Label Studio at .* \(connection refused\); gave up after 3 attempts$"):
+        with pytest.raises(
+            StudioConnectionError, match=r"^cannot reach Label Studio at .* \(connection refused\); gave up after 3 attempts$"
+        ):
             studio.push(client, sentences, project="interrupted push", batch_size=500, progress=crash_after_three_batches)
     finally:
         studio_server.restart()
@@ -463,7 +472,11 @@ def test_a_server_that_keeps_failing_is_given_up_on(studio_server: StudioServer,
 
 
 def test_api_key_never_appears(
-    studio_server: StudioServer, fault_proxy: FaultProxy, tmp_path: Path, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+    studio_server: StudioServer,
+    fault_proxy: FaultProxy,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     keys = [studio_server.api_key, studio_server.personal_access_token()]
     seen: list[str] = []
@@ -483,9 +496,9 @@ def test_api_key_never_appears(
         seen.append(studio.pull(client, project="secret keeping", labels_dir=labels_dir).model_dump_json())
         seen.append(studio.status(client, project="secret keeping").model_dump_json())
         for action in (
-            lambda: studio.pull(client, project="no such project", labels_dir=labels_dir),
-            lambda: studio.connect(f"http://127.0.0.1:{free_port()}", key, timeout=1.0, retries=0),
-            lambda: studio.connect(studio_server.url, key[:-2] + "xx", timeout=5.0, retries=0),
+            lambda client=client: studio.pull(client, project="no such project", labels_dir=labels_dir),
+            lambda key=key: studio.connect(f"http://127.0.0.1:{free_port()}", key, timeout=1.0, retries=0),
+            lambda key=key: studio.connect(studio_server.url, key[:-2] + "xx", timeout=5.0, retries=0),
         ):
             with pytest.raises(StudioError) as error:
                 action()
@@ -500,7 +513,13 @@ def test_api_key_never_appears(
     written = [p.read_text(encoding="utf-8", errors="replace") for p in labels_dir.rglob("*") if p.is_file()]
     assert written and caplog.text and seen
     for key in keys:
-        for where, text in [("logs", caplog.text), ("stdout", out), ("stderr", err), ("errors", "\n".join(seen)), ("files", "\n".join(written))]:
+        for where, text in [
+            ("logs", caplog.text),
+            ("stdout", out),
+            ("stderr", err),
+            ("errors", "\n".join(seen)),
+            ("files", "\n".join(written)),
+        ]:
             assert key not in text, f"the API key appears in {where}"
             assert key[-16:] not in text, f"part of the API key appears in {where}"
 
@@ -532,8 +551,7 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     # in the middle) and its choices ticked.
     assert version[:8] in text and version[-6:] in text
     ticked = chromium.evaluate(
-        "[...document.querySelectorAll('input[type=checkbox]:checked')]"
-        ".map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+        "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
     )
     predicted = predictor([shown.text])[0][0]
     assert sorted(label.split("[")[0] for label in ticked) == sorted(predicted)
@@ -547,7 +565,9 @@ def run_cli(args: list[str], *, env: dict[str, str] | None = None) -> Any:
 
     from annotate.cli import cli
 
-    return CliRunner().invoke(cli, args, env={"LABEL_STUDIO_URL": None, "LABEL_STUDIO_API_KEY": None, **(env or {})}, catch_exceptions=False)  # type: ignore[dict-item]
+    return CliRunner().invoke(
+        cli, args, env={"LABEL_STUDIO_URL": None, "LABEL_STUDIO_API_KEY": None, **(env or {})}, catch_exceptions=False
+    )  # type: ignore[dict-item]
 
 
 def write_sentences(path: Path, sentences: Sequence[Sentence]) -> Path:
@@ -568,7 +588,9 @@ def test_cli_push_status_pull_and_errors(studio_server: StudioServer, tmp_path: 
     sentences = make_sentences(40, prefix="cli")
     file = write_sentences(tmp_path / "sentences.jsonl", sentences)
 
-    pushed = run_cli(["studio", "push", str(file), "--project", "cli project", "--batch-size", "15", "--model", "models/default", "-q"], env=env)
+    pushed = run_cli(
+        ["studio", "push", str(file), "--project", "cli project", "--batch-size", "15", "--model", "models/default", "-q"], env=env
+    )
     assert pushed.exit_code == 0, pushed.output
     assert pushed.stdout.startswith("project 'cli project' (id ")
     assert "created): 40 tasks created, 0 already there (40 tasks now)" in pushed.stdout
@@ -594,7 +616,10 @@ def test_cli_push_status_pull_and_errors(studio_server: StudioServer, tmp_path: 
     wrong = run_cli(["studio", "status", "--project", "cli project"], env={**env, "LABEL_STUDIO_API_KEY": "0" * 40})
     assert (wrong.exit_code, wrong.stderr) == (1, f"Error: Label Studio at {studio_server.url} rejected the API key (HTTP 401)\n")
     missing = run_cli(["studio", "pull", "--project", "no such project"], env=env)
-    assert (missing.exit_code, missing.stderr) == (1, f"Error: no project titled 'no such project' in Label Studio at {studio_server.url}\n")
+    assert (missing.exit_code, missing.stderr) == (
+        1,
+        f"Error: no project titled 'no such project' in Label Studio at {studio_server.url}\n",
+    )
     for result in (pushed, again, state, table, pulled, wrong, missing):
         assert studio_server.api_key not in result.output
 
