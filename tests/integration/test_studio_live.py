@@ -539,13 +539,22 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?task={task}")
     needles = [*LABELS, shown.text, shown.prev, shown.next, shown.title, "Submit"]
     text = chromium.wait_for_text(needles)
+    # The labelling panel re-renders once after its first paint (when the
+    # prediction arrives), so take the DOM once it holds every choice's checkbox.
+    controls = [f'name="{label}"' for label in LABELS]
+    deadline = time.monotonic() + 30
     dom = chromium.dom()
+    while not all(control in dom for control in controls) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        dom = chromium.dom()
     chromium.screenshot(tmp_path / "labelling-page.png")
     (tmp_path / "labelling-page.html").write_text(dom, encoding="utf-8")
     missing = [needle for needle in needles if needle not in text]
     assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / 'labelling-page.png'})"
     for label in LABELS:
-        assert f">{label}<" in dom or label in dom
+        assert f'<input name="{label}"' in dom and f"<span>{label}<sup" in dom, f"no checkbox for {label} in the DOM"
+    for context in (shown.text, shown.prev, shown.next, shown.title):
+        assert context in dom
     assert (tmp_path / "labelling-page.png").stat().st_size > 10_000
     # The model's pre-annotation is offered: its tab (the version, shortened
     # in the middle) and its choices ticked.
