@@ -581,12 +581,13 @@ def studio() -> None:
 @click.argument("sentences", type=click.Path(path_type=Path))
 @studio_options
 @click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Pre-annotate new tasks (and tasks lacking this model's version) with this model.")
+@click.option("--rules", is_flag=True, help="Pre-annotate with the keyword rules (schemas/rules.toml) instead of a model.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=500, show_default=True, help="Tasks per import request.")
 @click.option("--update-config", is_flag=True, help="Replace a different labelling config with schemas/label_config.xml (annotations are kept).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 @quiet_option
 def studio_push(
-    sentences: Path, url: str | None, api_key: str | None, project: str, model_dir: Path | None, batch_size: int, update_config: bool, as_json: bool, quiet: bool
+    sentences: Path, url: str | None, api_key: str | None, project: str, model_dir: Path | None, rules: bool, batch_size: int, update_config: bool, as_json: bool, quiet: bool
 ) -> None:
     """Import SENTENCES (JSONL from 'annotate ingest') as tasks of a project.
 
@@ -607,10 +608,8 @@ def studio_push(
     check_inputs([sentences])
     rows = list(read_sentences(sentences))
     predictor, version = None, None
-    if model_dir is not None:
-        from .classify import load_model
-
-        model = load_model(model_dir)
+    if model_dir is not None or rules:
+        model = model_or_rules(model_dir, rules=rules)
         predictor, version = model.predict, model.card.model_id
     total = len({row.sentence_id for row in rows})
     with studio_connect(url, api_key) as client, tqdm(total=total, unit=" sentences", disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True) as bar:
