@@ -14,7 +14,10 @@ from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count, islice
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .classify import BATCH_SIZE, Model
 from .errors import InputError
@@ -45,7 +48,7 @@ class Selection:
     skipped_duplicates: int
 
 
-def uncertainty(scores: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+def uncertainty(scores: NDArray[Any], thresholds: NDArray[Any]) -> NDArray[Any]:
     """Per sentence, how close its least clear label is to its decision threshold.
 
     1 when a score equals its label's threshold, falling linearly to 0 at a

@@ -192,7 +192,7 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
                 sentence_id=key,
                 article_id=str(data.get("article_id") or key),
                 text=data["text"],
-                lang=data.get("lang") if data.get("lang") in ("en", "zh") else detect_lang(data["text"]),
+                lang="zh" if data.get("lang") == "zh" else "en" if data.get("lang") == "en" else detect_lang(data["text"]),
                 title=str(data.get("title") or ""),
                 source=str(data.get("source") or ""),
                 paragraph=_paragraph(data.get("paragraph"), f"{origin}: sentence {key!r}"),

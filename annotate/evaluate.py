@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from numpy.typing import NDArray
 from sklearn.metrics import average_precision_score, precision_recall_curve
 from sklearn.model_selection import GroupKFold
 
@@ -66,17 +67,17 @@ class Evaluation:
     source: str
     model_id: str
     articles: int
-    targets: np.ndarray
-    scores: np.ndarray
-    decisions: np.ndarray
-    thresholds: np.ndarray
+    targets: NDArray[Any]
+    scores: NDArray[Any]
+    decisions: NDArray[Any]
+    thresholds: NDArray[Any]
     metrics: dict[str, dict[str, float]]
     baseline_id: str
     baseline: dict[str, dict[str, float]]
     learning_curve: list[LearningPoint] = field(default_factory=list)
 
     @property
-    def co_occurrence(self) -> np.ndarray:
+    def co_occurrence(self) -> NDArray[Any]:
         """``(5, 5)`` counts: sentences with true label *i* (rows) that got predicted label *j* (columns).
 
         The last row and column are ``none``: sentences with no true label, or no predicted one.
@@ -101,12 +102,12 @@ class Evaluation:
         }
 
 
-def _with_none(matrix: np.ndarray) -> np.ndarray:
+def _with_none(matrix: NDArray[Any]) -> NDArray[Any]:
     matrix = np.asarray(matrix, dtype=np.int8)
     return np.hstack([matrix, (matrix.sum(axis=1) == 0).astype(np.int8)[:, None]])
 
 
-def _fit_and_score(texts: np.ndarray, targets: np.ndarray, groups: np.ndarray, scored: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _fit_and_score(texts: NDArray[Any], targets: NDArray[Any], groups: NDArray[Any], scored: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
     """Fit on ``texts`` with thresholds from their own grouped out-of-fold scores; score ``scored``.
 
     A small share of a small label set may have no example of a label in some
@@ -121,7 +122,7 @@ def _fit_and_score(texts: np.ndarray, targets: np.ndarray, groups: np.ndarray, s
     return np.asarray(model.predict_proba(scored)), thresholds
 
 
-def _article_shares(groups: np.ndarray, fractions: Sequence[float], rng: np.random.Generator) -> dict[float, np.ndarray]:
+def _article_shares(groups: NDArray[Any], fractions: Sequence[float], rng: np.random.Generator) -> dict[float, NDArray[Any]]:
     """Per fraction, a boolean mask over ``groups`` keeping that share of the articles.
 
     The shares are nested (the 25 % articles are among the 50 %), so the curve
@@ -141,7 +142,7 @@ def _check_fractions(fractions: Sequence[float]) -> tuple[float, ...]:
     return tuple(sorted(set(fractions)))
 
 
-def _rule_metrics(rules: KeywordRules, texts: Sequence[str], targets: np.ndarray) -> dict[str, dict[str, float]]:
+def _rule_metrics(rules: KeywordRules, texts: Sequence[str], targets: NDArray[Any]) -> dict[str, dict[str, float]]:
     return metrics_table(targets, (rules.predict_proba(texts) >= rules.thresholds).astype(np.int8))
 
 
@@ -197,7 +198,7 @@ def cross_validated_evaluation(
     )
 
 
-def _point(fraction: float, sentences: int, targets: np.ndarray, decisions: np.ndarray) -> LearningPoint:
+def _point(fraction: float, sentences: int, targets: NDArray[Any], decisions: NDArray[Any]) -> LearningPoint:
     table = metrics_table(targets, decisions)
     return LearningPoint(fraction=fraction, sentences=sentences, macro_f1=table["macro"]["f1"], micro_f1=table["micro"]["f1"])
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import json
 import re
 import stat
 import sys
@@ -170,22 +171,24 @@ def article_from_html(html: str, *, source: str = "") -> Article:
     """The main article of an HTML page, without navigation and page furniture."""
     import trafilatura  # imported here: it is slow to import and only HTML needs it
 
-    document = trafilatura.bare_extraction(
-        html, include_comments=False, include_tables=False, favor_precision=True, with_metadata=True
+    extracted = trafilatura.extract(
+        html, output_format="json", with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
     )
-    if document is None or not (document.text or "").strip():
+    document: dict[str, Any] = json.loads(extracted) if extracted else {}
+    text = document.get("text") or ""
+    if not text.strip():
         raise InputError("no article text found in the HTML page", path=source)
     # trafilatura puts one paragraph per line; the segmenter wants blank lines between them.
-    body = "\n\n".join(line.strip() for line in document.text.split("\n") if line.strip())
-    url = document.url or ""
-    title = document.title or ""
+    body = "\n\n".join(line.strip() for line in text.split("\n") if line.strip())
+    url = document.get("source") or ""
+    title = document.get("title") or ""
     return Article(
         article_id=article_id_for(url=url, text=title + "\n" + body),
         title=title,
         text=body,
         source=source,
         url=url,
-        date=document.date or "",
+        date=document.get("date") or "",
     )
 
 

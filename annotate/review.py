@@ -22,7 +22,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import InputError
 from .labels import LABELS
@@ -139,7 +142,7 @@ def agreement(rows: Sequence[LabeledSentence]) -> Agreement:
     return Agreement(sentences=len(shared), annotators=annotators, labels=per_label, pairs=pairs)
 
 
-def likely_label_errors(rows: Sequence[LabeledSentence], *, scores: np.ndarray | None = None, folds: int = CV_FOLDS) -> list[Suspect]:
+def likely_label_errors(rows: Sequence[LabeledSentence], *, scores: NDArray[Any] | None = None, folds: int = CV_FOLDS) -> list[Suspect]:
     """Sentences whose labels the out-of-fold model confidently contradicts, most suspicious first.
 
     ``scores`` are out-of-fold probabilities (one row per sentence, columns

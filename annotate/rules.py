@@ -18,7 +18,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 
 from .classify import Model, decide
 from .errors import InputError
@@ -39,10 +42,10 @@ class KeywordRules:
     path: Path
 
     @property
-    def thresholds(self) -> np.ndarray:
+    def thresholds(self) -> NDArray[Any]:
         return np.full(len(LABELS), RULES_THRESHOLD)
 
-    def hits(self, text: str) -> np.ndarray:
+    def hits(self, text: str) -> NDArray[Any]:
         """How many distinct patterns of each label match ``text``, in :data:`LABELS` order."""
         return np.array([sum(1 for pattern in self.patterns[label] if pattern.search(text)) for label in LABELS], dtype=float)
 
@@ -51,7 +54,7 @@ class KeywordRules:
         found = {label: [p.pattern for p in self.patterns[label] if p.search(text)] for label in LABELS}
         return {label: patterns for label, patterns in found.items() if patterns}
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
         """An ``(n, 4)`` array of rule scores, ``hits / (hits + 1)``."""
         if not len(texts):
             return np.zeros((0, len(LABELS)))

@@ -16,7 +16,10 @@ from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import BaseModel
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
@@ -76,7 +79,7 @@ def build_pipeline(*, c: float = DEFAULT_C) -> Pipeline:
     )
 
 
-def label_matrix(rows: Sequence[LabeledSentence]) -> np.ndarray:
+def label_matrix(rows: Sequence[LabeledSentence]) -> NDArray[Any]:
     return np.array([[getattr(row, label) for label in LABELS] for row in rows], dtype=np.int8)
 
 
@@ -92,7 +95,7 @@ def check_trainable(rows: Sequence[LabeledSentence]) -> None:
         raise DatasetError(f"the label set has fewer than {CV_FOLDS} articles; cross-validation needs more")
 
 
-def out_of_fold_scores(texts: Sequence[str], targets: np.ndarray, groups: Sequence[str], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> np.ndarray:
+def out_of_fold_scores(texts: Sequence[str], targets: NDArray[Any], groups: Sequence[str], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> NDArray[Any]:
     """Probabilities for every sentence from a model that never saw its article."""
     scores = np.zeros(targets.shape, dtype=float)
     texts_array = np.asarray(texts, dtype=object)
@@ -102,7 +105,7 @@ def out_of_fold_scores(texts: Sequence[str], targets: np.ndarray, groups: Sequen
     return scores
 
 
-def best_thresholds(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
+def best_thresholds(targets: NDArray[Any], scores: NDArray[Any]) -> NDArray[Any]:
     """Per label, the decision threshold with the highest F1 on ``scores`` (the lowest one on a tie).
 
     F1 is counted for the whole grid at once (``2 tp / (predicted + actual)``,
@@ -120,7 +123,7 @@ def best_thresholds(targets: np.ndarray, scores: np.ndarray) -> np.ndarray:
     return thresholds
 
 
-def metrics_table(targets: np.ndarray, predicted: np.ndarray, scores: np.ndarray | None = None) -> dict[str, dict[str, float]]:
+def metrics_table(targets: NDArray[Any], predicted: NDArray[Any], scores: NDArray[Any] | None = None) -> dict[str, dict[str, float]]:
     """Per-label precision/recall/F1/support (and Brier score), plus micro and macro averages."""
     precision, recall, f1, support = precision_recall_fscore_support(targets, predicted, zero_division=0)
     table: dict[str, dict[str, float]] = {}
@@ -139,7 +142,7 @@ def metrics_table(targets: np.ndarray, predicted: np.ndarray, scores: np.ndarray
     return table
 
 
-def cross_validate(rows: Sequence[LabeledSentence], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> tuple[dict[str, dict[str, float]], np.ndarray, np.ndarray]:
+def cross_validate(rows: Sequence[LabeledSentence], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> tuple[dict[str, dict[str, float]], NDArray[Any], NDArray[Any]]:
     """Grouped cross-validation with thresholds picked inside each training fold.
 
     Returns the metrics, the out-of-fold scores and the out-of-fold decisions.

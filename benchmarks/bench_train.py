@@ -17,7 +17,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bench_classify import ANNOTATE, ROOT, STARTER, measure, spread
+from bench_classify import ANNOTATE, ROOT, STARTER, measure, repeat, spread
 
 
 def write_label_set(path: Path, rows: int) -> None:
@@ -47,11 +47,10 @@ def main() -> None:
             if not runs:
                 continue
             command = [*ANNOTATE, "train", "--labels", str(labels), "-o", str(folder / "model"), "--force", *flags]
-            results = [measure(command) for _ in range(runs)]
-            walls, peaks = [wall for wall, _ in results], [peak for _, peak in results]
+            walls, peaks, cpus = repeat(runs, lambda command=command: measure(command))
             print(
-                f"annotate train {' '.join(flags) or '(with cross-validation)':<26} on {args.rows:,} sentences, {runs} runs: "
-                f"{spread(walls, 1)} s, peak RSS {spread(peaks, 0)} MiB (min / median / max)"
+                f"annotate train {' '.join(flags) or '(with cross-validation)':<26} on {args.rows:,} sentences, {runs} runs, min / median / max: "
+                f"wall {spread(walls, 1)} s, CPU {spread(cpus, 1)} s, peak RSS {spread(peaks, 0)} MiB"
             )
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
 
