@@ -13,7 +13,7 @@ fixture), then times, over ``--runs`` runs each:
 Every command runs as a subprocess, as a user would run it. ``bench_train.py``
 covers training. Run from the repository root::
 
-    .venv/bin/python benchmarks/bench_classify.py                     # full size (about an hour here)
+    .venv/bin/python benchmarks/bench_classify.py                     # full size (about 25 minutes on an idle 2-core machine)
     .venv/bin/python benchmarks/bench_classify.py --sentences 100000 --articles 5000 --runs 2
 """
 
