@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 _HASHING_PARAMS = {
     "input": "content",
@@ -52,11 +53,11 @@ class LinearPipeline:
     ngram_range: tuple[int, int]
     n_features: int
     sublinear_tf: bool
-    idf: np.ndarray
-    coef: np.ndarray  # (labels, n_features)
-    intercept: np.ndarray  # (labels,)
+    idf: NDArray[Any]
+    coef: NDArray[Any]  # (labels, n_features)
+    intercept: NDArray[Any]  # (labels,)
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
         """An ``(n, labels)`` array of probabilities, as the scikit-learn pipeline gives them."""
         rows, columns, counts = [], [], []
         for row, text in enumerate(texts):
@@ -176,7 +177,7 @@ def _value(node: dict[str, Any]) -> Any:
     return json.loads(node["content"])
 
 
-def _array(archive: zipfile.ZipFile, node: dict[str, Any]) -> np.ndarray:
+def _array(archive: zipfile.ZipFile, node: dict[str, Any]) -> NDArray[Any]:
     _expect(node.get("__loader__") == "NdArrayNode" and node.get("type") == "numpy")
     array = np.load(io.BytesIO(archive.read(node["file"])), allow_pickle=False)
     _expect(array.dtype.kind in "fiu")

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 from pydantic import ValidationError
 
 from .errors import ModelError
@@ -33,10 +34,10 @@ class Model:
     path: Path
 
     @property
-    def thresholds(self) -> np.ndarray:
+    def thresholds(self) -> NDArray[Any]:
         return np.array([self.card.thresholds[label] for label in LABELS])
 
-    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
         """An ``(n, 4)`` array of probabilities, columns in :data:`LABELS` order."""
         return np.asarray(self.pipeline.predict_proba(list(texts)))
 
@@ -46,7 +47,7 @@ class Model:
         return [decide(row, self.thresholds) for row in scores]
 
 
-def decide(scores: np.ndarray, thresholds: np.ndarray) -> tuple[list[str], dict[str, float]]:
+def decide(scores: NDArray[Any], thresholds: NDArray[Any]) -> tuple[list[str], dict[str, float]]:
     """``(labels, scores)`` for one row of probabilities: the labels at or above their threshold."""
     labels = [label for label, score, threshold in zip(LABELS, scores, thresholds, strict=True) if score >= threshold]
     return labels, {label: round(float(score), 4) for label, score in zip(LABELS, scores, strict=True)}
@@ -57,7 +58,7 @@ _LABEL_SETS = tuple(tuple(label for bit, label in enumerate(LABELS) if mask >> b
 _BIT_VALUES = 1 << np.arange(len(LABELS))
 
 
-def decide_batch(scores: np.ndarray, thresholds: np.ndarray) -> tuple[list[list[str]], list[dict[str, float]]]:
+def decide_batch(scores: NDArray[Any], thresholds: NDArray[Any]) -> tuple[list[list[str]], list[dict[str, float]]]:
     """:func:`decide` for a whole ``(n, 4)`` batch at once, with the same results.
 
     The comparisons and the rounding run in numpy; only the final lists and
@@ -194,7 +195,7 @@ def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_s
         yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch]), thresholds)
 
 
-def with_decisions(records: Sequence[dict[str, Any]], scores: np.ndarray, thresholds: np.ndarray) -> Iterator[dict[str, Any]]:
+def with_decisions(records: Sequence[dict[str, Any]], scores: NDArray[Any], thresholds: NDArray[Any]) -> Iterator[dict[str, Any]]:
     """Copies of ``records`` with the ``labels`` and rounded ``scores`` of their rows of probabilities."""
     labels, rounded = decide_batch(scores, thresholds)
     for record, record_labels, record_scores in zip(records, labels, rounded, strict=True):

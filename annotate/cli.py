@@ -30,7 +30,7 @@ class CommandError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it on the class; each error needs its own
 
 
 class AnnotateGroup(click.Group):
@@ -300,7 +300,7 @@ def classify(
     if engine == "dask":
         if output is None or str(output) == "-":
             raise click.UsageError("--engine dask writes one file per partition: give -o FOLDER.")
-        inputs = paths or (sentences_file,)
+        inputs: tuple[Path, ...] = paths or (sentences_file,) if sentences_file else paths
         model = model_or_rules(model_dir, rules=rules)
         _classify_on_dask(inputs, sentences=bool(sentences_file), output=output, fmt=fmt or "jsonl", digest_dir=digest_file, model=model, scheduler=scheduler, workers=jobs or os.cpu_count() or 1, batch_size=batch_size, quiet=quiet)
         return
@@ -309,7 +309,7 @@ def classify(
     if fmt == "parquet" and output is not None and str(output) == "-":
         raise click.UsageError("Parquet cannot be written to stdout: give -o FILE.")
     # A few articles in one process: numpy-only scoring, without seconds of scikit-learn imports.
-    model = model_or_rules(model_dir, rules=rules, quick=(jobs or 1) == 1 and is_small_input(paths or (sentences_file,)))
+    model = model_or_rules(model_dir, rules=rules, quick=(jobs or 1) == 1 and is_small_input(paths or ((sentences_file,) if sentences_file else ())))
 
     if sentences_file:
         records = read_sentence_records(sentences_file)

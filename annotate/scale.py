@@ -390,7 +390,7 @@ def classify_on_dask(
         except OSError as e:
             raise AnnotateError(f"cannot reach the Dask scheduler at {scheduler} ({e})") from e
         with client:
-            shared_model = client.scatter(model, broadcast=True, hash=False)
+            shared_model = client.scatter(model, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
             run = uuid.uuid4().hex[:8]
             futures = [
                 client.submit(
