@@ -99,14 +99,14 @@ def dumps_line(record: dict[str, Any]) -> bytes:
 def read_jsonl(path: Path | str) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield ``(line_number, object)`` for each non-blank line; ``-`` reads stdin."""
     if str(path) == "-":
-        yield from _parse_jsonl(sys.stdin.buffer, "<stdin>")
+        yield from parse_jsonl(sys.stdin.buffer, "<stdin>")
         return
     try:
         handle = open(path, "rb")  # noqa: SIM115 - closed below, also when the consumer stops early
     except OSError as e:
         raise InputError(f"cannot open ({e.strerror})", path=path) from e
     with handle:
-        yield from _parse_jsonl(handle, path)
+        yield from parse_jsonl(handle, path)
 
 
 def read_jsonl_range(path: Path | str, *, start: int, end: int, first_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -120,7 +120,7 @@ def read_jsonl_range(path: Path | str, *, start: int, end: int, first_line: int)
         raise InputError(f"cannot open ({e.strerror})", path=path) from e
     with handle:
         handle.seek(start)
-        yield from _parse_jsonl(_lines_before(handle, end - start), path, first_line=first_line)
+        yield from parse_jsonl(_lines_before(handle, end - start), path, first_line=first_line)
 
 
 def _lines_before(handle: IO[bytes], size: int) -> Iterator[bytes]:
@@ -151,7 +151,8 @@ def line_ranges(path: Path | str, *, target_bytes: int) -> Iterator[tuple[int, i
             start, line = start + size, line + newlines
 
 
-def _parse_jsonl(lines: Iterable[bytes], name: Path | str, *, first_line: int = 1) -> Iterator[tuple[int, dict[str, Any]]]:
+def parse_jsonl(lines: Iterable[bytes | str], name: Path | str, *, first_line: int = 1) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield ``(line_number, object)`` for each non-blank line, naming file and line on bad JSON."""
     for number, raw in enumerate(lines, start=first_line):
         if not raw.strip():
             continue

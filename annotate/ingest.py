@@ -17,8 +17,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import orjson
 
+from ._io import parse_jsonl
 from .errors import InputError, SchemaError
 from .schemas import Article
 
@@ -213,15 +213,7 @@ def article_from_record(record: dict[str, Any], *, source: str, line: int) -> Ar
 
 
 def _articles_from_jsonl(text: str, name: str) -> Iterator[Article]:
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            record = orjson.loads(raw)
-        except orjson.JSONDecodeError as e:
-            raise InputError(f"not valid JSON ({str(e).split(':')[0]})", path=name, line=number) from e
-        if not isinstance(record, dict):
-            raise SchemaError(f"expected a JSON object, got {type(record).__name__}", path=name, line=number)
+    for number, record in parse_jsonl(text.split("\n"), name):
         yield article_from_record(record, source=name, line=number)
 
 
