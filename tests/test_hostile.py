@@ -23,7 +23,6 @@ import re
 import subprocess
 import sys
 import tempfile
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -41,7 +40,7 @@ from annotate.labels import LABELS
 from annotate.schemas import Article
 from annotate.segment import EN_WINDOW_CHARS, segment
 
-from .conftest import EXAMPLES, HYPOTHESIS_EXAMPLES, ROOT
+from .conftest import HYPOTHESIS_EXAMPLES, ROOT
 
 settings.register_profile(
     "hostile",
@@ -81,9 +80,7 @@ json_values = st.recursive(
 
 def check_sentences(article: Article) -> None:
     """The segmentation invariants."""
-    started = time.perf_counter()
     sentences = segment(article)
-    assert time.perf_counter() - started < 10
     flat = WHITESPACE.sub(" ", article.text)
     ids = [s.sentence_id for s in sentences]
     assert len(set(ids)) == len(ids)
@@ -286,13 +283,12 @@ def bomb(kind: str) -> bytes:
     return buffer.getvalue()
 
 
+@pytest.mark.timeout(30)  # unpacking 20 MB of zeros per example would not fit; refusing by magic bytes does
 @pytest.mark.parametrize("kind", ["gzip", "zip", "bzip2", "xz"])
 def test_compression_bombs_named_txt_are_refused_without_unpacking(tmp_path: Path, kind: str) -> None:
     path = tmp_path / "notes.txt"
     path.write_bytes(bomb(kind))
-    started = time.perf_counter()
     result = ingest(str(path))
-    assert time.perf_counter() - started < 1.0
     assert_one_error(result, f"{path}: binary file, not text ({kind} data)")
 
 
@@ -498,33 +494,24 @@ def test_a_huge_single_line_finishes_in_bounded_time_and_memory(tmp_path: Path, 
     source = tmp_path / "huge.txt"
     write_one_line(source, unit, size)
     out = tmp_path / "out.jsonl"
-    started = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-c", MEASURE, "ingest", str(source), "-o", str(out), "--quiet"],
         capture_output=True, text=True, cwd=ROOT, timeout=540, check=False,
     )
-    elapsed = time.perf_counter() - started
     assert result.returncode == 0, result.stderr[-2000:]
     peak = int(result.stderr.rsplit("maxrss_mb=", 1)[1])
     with out.open("rb") as handle:
         lengths = [len(json.loads(line)["text"]) for line in handle]
-    print(f"{size // 1_000_000} MB line {unit[:20]!r}...: {len(lengths)} sentences, {elapsed:.1f} s, peak {peak} MB")
+    print(f"{size // 1_000_000} MB line {unit[:20]!r}...: {len(lengths)} sentences, peak {peak} MB")
     assert len(lengths) in expected
     assert max(lengths) <= EN_WINDOW_CHARS or len(lengths) == 1
-    assert elapsed < 240
     assert peak < 2000
 
 
-def test_many_tiny_sentences_take_linear_time(tmp_path: Path) -> None:
-    """An open bracket never closed makes every piece merge: each must cost the same, not more and more."""
-    timings = []
-    for repeats in (40_000, 160_000):
-        text = "(" + "A. " * repeats
-        started = time.perf_counter()
-        sentences = segment(article_from_text(text, title=""))
-        timings.append((time.perf_counter() - started) / repeats)
-        assert sentences and all(s.text for s in sentences)
-    assert timings[1] < timings[0] * 2.5
+@pytest.mark.timeout(120)  # quadratic merging took over 300 s on this input; linear takes a few seconds
+def test_a_bracket_never_closed_does_not_make_merging_quadratic() -> None:
+    sentences = segment(article_from_text("(" + "A. " * 160_000, title=""))
+    assert sentences and all(s.text for s in sentences)
 
 
 def test_a_hang_fails_the_test_instead_of_blocking_ci(request: pytest.FixtureRequest) -> None:
