@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import glob
 import io
+import itertools
 import os
 import stat
 import sys
@@ -12,11 +13,13 @@ import tempfile
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import orjson
 
 from .errors import InputError
+
+T = TypeVar("T")
 
 
 # Temporary files of atomic writes older than this process were left by a
@@ -165,14 +168,11 @@ def parse_jsonl(lines: Iterable[bytes | str], name: Path | str, *, first_line: i
         yield number, record
 
 
-def write_jsonl(path: Path, records: Iterable[dict[str, Any]]) -> int:
-    """Atomically write ``records`` as JSONL; return how many were written."""
-    count = 0
-    with atomic_write(path, mode="wb") as handle:
-        for record in records:
-            handle.write(dumps_line(record))
-            count += 1
-    return count
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Lists of ``size`` items (the last may be shorter); ``itertools.batched`` from Python 3.12."""
+    iterator = iter(items)
+    while batch := list(itertools.islice(iterator, size)):
+        yield batch
 
 
 def _flat_row(record: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,6 @@ import heapq
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import count, islice
-
 from typing import Any
 
 import numpy as np

@@ -7,7 +7,6 @@ import io
 import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from ._io import batched
 from .errors import ModelError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, ArticleDigest, CategoryDigest, ClassifiedSentence, Evidence, ModelCard, Sentence
@@ -182,16 +182,10 @@ def _check_model_archive(data: bytes, model_path: Path) -> None:
         raise ModelError(f"{model_path}: model contains types that are not allowed: {', '.join(sorted(refused)[:10])}; refusing to load it")
 
 
-def _batches(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
-    iterator = iter(items)
-    while batch := list(islice(iterator, size)):
-        yield batch
-
-
 def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
     """Add ``labels`` and ``scores`` to each record (which needs a ``text``), in batches."""
     thresholds = model.thresholds
-    for batch in _batches(records, batch_size):
+    for batch in batched(records, batch_size):
         yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch]), thresholds)
 
 

@@ -286,7 +286,15 @@ def classify(
     """
     from ._io import format_for, open_records, write_records
     from .classify import render_digest
-    from .scale import article_digest, by_article, classify_articles, classify_sentence_records, is_small_input, iter_articles, read_sentence_records
+    from .scale import (
+        article_digest,
+        by_article,
+        classify_articles,
+        classify_sentence_records,
+        is_small_input,
+        iter_articles,
+        read_sentence_records,
+    )
 
     if bool(paths) == bool(sentences_file):
         raise click.UsageError("Give article PATHS or --sentences FILE, not both or neither.")

@@ -17,7 +17,6 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-
 from ._io import parse_jsonl
 from .errors import InputError, SchemaError
 from .schemas import Article

@@ -21,7 +21,6 @@ from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
-
 from typing import Any
 
 import numpy as np

@@ -17,7 +17,6 @@ import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np

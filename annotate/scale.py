@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from ._io import line_ranges, open_records, read_jsonl, read_jsonl_range
+from ._io import batched, line_ranges, open_records, read_jsonl, read_jsonl_range
 from .classify import BATCH_SIZE, Model, classify_records, digest, with_decisions
 from .errors import AnnotateError, InputError, SchemaError
 from .ingest import JSONL_SUFFIXES, SUPPORTED_SUFFIXES, article_from_record, read_articles, read_file
@@ -127,7 +127,7 @@ def classify_sentence_records(
         yield from classify_records(records, model=model, batch_size=batch_size)
         return
     thresholds = model.thresholds
-    chunks = ((chunk, [record["text"] for record in chunk]) for chunk in _chunks(records, batch_size))
+    chunks = ((chunk, [record["text"] for record in chunk]) for chunk in batched(records, batch_size))
     for chunk, scores in _ordered_map(_score_texts, chunks, jobs=jobs, model=model, batch_size=batch_size):
         yield from with_decisions(chunk, scores, thresholds)
 
@@ -143,7 +143,7 @@ def classify_articles(
     if jobs <= 1:
         yield from classify_records(_sentence_records(articles), model=model, batch_size=batch_size)
         return
-    chunks = ((None, chunk) for chunk in _chunks(articles, articles_per_task))
+    chunks = ((None, chunk) for chunk in batched(articles, articles_per_task))
     for _, records in _ordered_map(_classify_article_chunk, chunks, jobs=jobs, model=model, batch_size=batch_size):
         yield from records
 
@@ -163,12 +163,6 @@ def _sentence_records(articles: Iterable[Article]) -> Iterator[dict[str, Any]]:
     for article in articles:
         for sentence in segment(article):
             yield sentence.model_dump()
-
-
-def _chunks(items: Iterable[T], size: int) -> Iterator[list[T]]:
-    iterator = iter(items)
-    while chunk := list(itertools.islice(iterator, size)):
-        yield chunk
 
 
 # Set in each worker process by _init_worker: the model is sent once per process, not per chunk.

@@ -21,7 +21,7 @@ import re
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from html import escape
@@ -35,7 +35,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.core.request_options import RequestOptions
 from pydantic import BaseModel
 
-from ._io import atomic_write
+from ._io import atomic_write, batched
 from .dataset import ImportReport, import_export
 from .errors import InputError, StudioAuthError, StudioConnectionError, StudioError
 from .labels import LABEL_HINTS, LABELS
@@ -475,15 +475,10 @@ def _model_versions(value: Any) -> frozenset[str]:
     return frozenset(str(v) for v in value if v)
 
 
-def _chunks(items: Sequence[_T], size: int) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str, batch_size: int) -> list[dict[str, Any]]:
     """Validated Label Studio predictions for ``sentences``; raises before anything is sent."""
     payloads: list[dict[str, Any]] = []
-    for batch in _chunks(sentences, batch_size):
+    for batch in batched(sentences, batch_size):
         outputs = predictor([s.text for s in batch])
         if len(outputs) != len(batch):
             raise InputError(f"the model returned {len(outputs)} predictions for {len(batch)} sentences")

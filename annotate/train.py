@@ -15,7 +15,6 @@ import platform
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-
 from typing import Any
 
 import numpy as np
