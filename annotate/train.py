@@ -34,7 +34,6 @@ from .errors import DatasetError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, LabeledSentence, ModelCard
 
-MODEL_FILE = "model.skops"
 CARD_FILE = "model_card.json"
 _CJK_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # One token per Chinese character, or a run of letters/digits that starts with a letter.
@@ -196,9 +195,13 @@ def train(rows: Sequence[LabeledSentence], *, model_dir: Path, c: float = DEFAUL
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_write(model_dir / MODEL_FILE, mode="wb") as handle:
-        handle.write(skops.io.dumps(pipeline))
-    model_sha = hashlib.sha256((model_dir / MODEL_FILE).read_bytes()).hexdigest()
+    model_bytes = skops.io.dumps(pipeline)
+    model_sha = hashlib.sha256(model_bytes).hexdigest()
+    # The model file is named by its content and the card is written last, so a
+    # training run stopped at any point leaves the previous model and card usable.
+    model_file = f"model-{model_sha[:12]}.skops"
+    with atomic_write(model_dir / model_file, mode="wb") as handle:
+        handle.write(model_bytes)
     created = datetime.now(timezone.utc)
     card = ModelCard(
         model_id=f"{model_dir.name}-{created:%Y%m%dT%H%M%S}",
@@ -212,9 +215,12 @@ def train(rows: Sequence[LabeledSentence], *, model_dir: Path, c: float = DEFAUL
         library_versions=library_versions(),
         created=created.isoformat(timespec="seconds"),
         model_sha256=model_sha,
-        model_file=MODEL_FILE,
+        model_file=model_file,
         trusted_types=TRUSTED_TYPES,
     )
     with atomic_write(model_dir / CARD_FILE) as handle:
         handle.write(json.dumps(card.model_dump(), indent=2, ensure_ascii=False) + "\n")
+    for superseded in model_dir.glob("model*.skops"):
+        if superseded.name != model_file:
+            superseded.unlink()
     return TrainingResult(model_dir=str(model_dir), card=card)

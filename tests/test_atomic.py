@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from annotate._io import atomic_write, write_records
 from annotate.cli import cli
 
-from .conftest import ROOT
+from .conftest import ROOT, STARTER
 
 OLD = b'{"old": "content that must survive"}\n'
 # Writes a first chunk, says so, then keeps writing until it is stopped.
@@ -201,3 +201,34 @@ def test_cli_writes_leave_no_temporaries(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["ingest", str(ROOT / "examples"), "-o", str(out)])
     assert result.exit_code == 0, result.output
     assert out.stat().st_size > 0 and [p.name for p in tmp_path.iterdir()] == ["sentences.jsonl"]
+
+
+def test_training_stopped_before_its_card_leaves_the_previous_model_usable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from contextlib import contextmanager
+
+    import annotate.train
+    from annotate.classify import load_model
+    from annotate.dataset import read_label_file
+
+    rows = read_label_file(STARTER)
+    folder = tmp_path / "model"
+    first = annotate.train.train(rows[:300], model_dir=folder, evaluate=False).card
+    real_atomic_write = annotate.train.atomic_write
+
+    @contextmanager
+    def stopped_at_the_card(path: Path, **kwargs: object):  # type: ignore[no-untyped-def]
+        if Path(path).name == annotate.train.CARD_FILE:
+            raise KeyboardInterrupt
+        with real_atomic_write(path, **kwargs) as handle:  # type: ignore[arg-type]
+            yield handle
+
+    monkeypatch.setattr(annotate.train, "atomic_write", stopped_at_the_card)
+    with pytest.raises(KeyboardInterrupt):
+        annotate.train.train(rows[300:700], model_dir=folder, evaluate=False)
+    assert load_model(folder).card == first
+
+    monkeypatch.setattr(annotate.train, "atomic_write", real_atomic_write)
+    second = annotate.train.train(rows[300:700], model_dir=folder, evaluate=False).card
+    assert second.model_sha256 != first.model_sha256
+    assert [path.name for path in folder.glob("*.skops")] == [second.model_file]
+    assert load_model(folder).card == second

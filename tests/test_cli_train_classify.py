@@ -13,7 +13,7 @@ from annotate.cli import cli
 from annotate.classify import load_model
 from annotate.labels import LABELS
 
-from .conftest import EXAMPLES, FIXTURES, ROOT
+from .conftest import EXAMPLES, FIXTURES, ROOT, STARTER
 
 
 @pytest.fixture(scope="module")
@@ -22,13 +22,13 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("roundtrip")
     labels = folder / "labels"
     labels.mkdir()
-    shutil.copy(ROOT / "labels" / "starter-v1.jsonl", labels)
+    shutil.copy(STARTER, labels)
     shutil.copy(ROOT / "labels" / "manifest.json", labels)
     assert CliRunner().invoke(cli, ["labels", "import", str(FIXTURES / "ls_export.json"), "--labels-dir", str(labels)]).exit_code == 0
     result = CliRunner().invoke(cli, ["train", "--labels", str(labels), "-o", str(folder / "model"), "--no-eval", "--json"])
     assert result.exit_code == 0, result.output
     card = json.loads(result.stdout)
-    assert card["training_sentences"] == 2066 + 4
+    assert card["training_sentences"] == len(STARTER.read_text(encoding="utf-8").splitlines()) + 4
     return folder / "model"
 
 
@@ -38,12 +38,13 @@ def test_train_writes_model_and_card(trained: Path) -> None:
     assert set(card["thresholds"]) == set(LABELS) and all(0 < t < 1 for t in card["thresholds"].values())
     assert {"scikit-learn", "skops", "numpy"} <= set(card["library_versions"])
     assert len(card["training_data_sha256"]) == 64
-    assert (trained / "model.stat").exists() is False and (trained / "model.skops").stat().st_size < 50_000_000
+    assert [path.name for path in trained.glob("*.skops")] == [card["model_file"]]
+    assert (trained / card["model_file"]).stat().st_size < 50_000_000
 
 
 def test_train_prints_cross_validated_metrics(tmp_path: Path) -> None:
     labels = tmp_path / "labels.jsonl"
-    lines = (ROOT / "labels" / "starter-v1.jsonl").read_text(encoding="utf-8").splitlines()
+    lines = (STARTER).read_text(encoding="utf-8").splitlines()
     labels.write_text("\n".join(lines[:400]) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", "--labels", str(labels), "-o", str(tmp_path / "m")])
     assert result.exit_code == 0, result.output
@@ -54,7 +55,7 @@ def test_train_prints_cross_validated_metrics(tmp_path: Path) -> None:
 
 def test_train_refuses_a_tiny_label_set(tmp_path: Path) -> None:
     labels = tmp_path / "tiny.jsonl"
-    labels.write_text("\n".join((ROOT / "labels" / "starter-v1.jsonl").read_text(encoding="utf-8").splitlines()[:10]) + "\n", encoding="utf-8")
+    labels.write_text("\n".join((STARTER).read_text(encoding="utf-8").splitlines()[:10]) + "\n", encoding="utf-8")
     result = CliRunner().invoke(cli, ["train", "--labels", str(labels), "-o", str(tmp_path / "m")])
     assert result.exit_code == 1
     assert result.stderr.splitlines()[-1] == "Error: only 10 labelled sentences; training needs at least 20"

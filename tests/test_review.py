@@ -92,8 +92,14 @@ def test_agreement_per_label_and_per_pair() -> None:
 
 
 def test_agreement_without_shared_sentences(rows) -> None:
-    result = agreement(rows)
+    result = agreement([row.model_copy(update={"annotations": row.annotations[:1]}) for row in rows])
     assert (result.sentences, result.pairs) == (0, [])
+
+
+def test_agreement_on_the_starter_set_covers_every_sentence(rows) -> None:
+    result = agreement(rows)
+    assert result.sentences == len(rows)
+    assert {pair.first for pair in result.pairs} | {pair.second for pair in result.pairs} >= {"starter-author", "review-1", "review-3"}
 
 
 def test_a_planted_wrong_label_is_flagged(rows) -> None:

@@ -18,7 +18,7 @@ from annotate.classify import load_model
 from annotate.cli import cli
 from annotate.scale import STREAM_ABOVE_BYTES, classify_on_dask, plan_partitions
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, STARTER
 
 MiB = 1 << 20
 
@@ -240,7 +240,7 @@ def test_murmurhash_matches_scikit_learn() -> None:
 def test_numpy_scoring_gives_the_scikit_learn_results_on_the_starter_set() -> None:
     import numpy as np
 
-    rows = [json.loads(line) for line in (ROOT / "labels" / "starter-v1.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows = [json.loads(line) for line in (STARTER).read_text(encoding="utf-8").splitlines()]
     records = [{"text": row["text"]} for row in rows] + [{"text": ""}, {"text": "12 345"}, {"text": "İSTANBUL Straße ﬁnance 融资"}]
     full, quick = load_model(), load_model(quick=True)
     assert type(quick.pipeline).__name__ == "LinearPipeline"
@@ -261,7 +261,8 @@ def test_numpy_scoring_refuses_any_other_pipeline() -> None:
     other = LogisticRegression().fit(np.array([[0.0], [1.0], [2.0], [3.0]]), [0, 0, 1, 1])
     assert linear_pipeline(skops.io.dumps(other), labels=4) is None
     assert linear_pipeline(b"not a zip file", labels=4) is None
-    assert linear_pipeline((ROOT / "models" / "default" / "model.skops").read_bytes(), labels=3) is None
+    card = json.loads((ROOT / "models" / "default" / "model_card.json").read_text(encoding="utf-8"))
+    assert linear_pipeline((ROOT / "models" / "default" / card["model_file"]).read_bytes(), labels=3) is None
 
 
 def test_classifying_one_article_imports_neither_scikit_learn_nor_skops(tmp_path: Path) -> None:
