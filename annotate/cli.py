@@ -443,6 +443,9 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
             click.echo(f"{average:<20} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}")
         baseline = evaluation.baseline
         click.echo(f"keyword baseline ({evaluation.baseline_id}): micro-F1 {baseline['micro']['f1']:.3f}, macro-F1 {baseline['macro']['f1']:.3f}")
+        if evaluation.annotator_f1:
+            human = ", ".join(f"{label} {'n/a' if f1 is None else f'{f1:.3f}'}" for label, f1 in evaluation.annotator_f1.items())
+            click.echo(f"annotators against each other ({evaluation.annotator_sentences} sentences), F1: {human}")
         curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.learning_curve)
         click.echo(f"learning curve (macro-F1): {curve}")
     note(f"report written to {files[-1]} with {len(files) - 1} plots", quiet=quiet)
@@ -501,7 +504,9 @@ def review(labels_path: Path, count: int, output: Path | None, force: bool, as_j
     """Check label quality: annotator agreement and likely-wrong labels.
 
     Agreement: Krippendorff's alpha per label over sentences seen by two or
-    more annotators, and Cohen's kappa per label for each annotator pair.
+    more annotators, the annotators' F1 against each other per label (the
+    human reference for the model's F1), and Cohen's kappa per label for
+    each annotator pair.
     Likely-wrong labels: sentences whose label a model that never saw their
     article confidently contradicts (grouped out-of-fold predictions,
     confident-learning thresholds), most suspicious first.
@@ -544,6 +549,7 @@ def review(labels_path: Path, count: int, output: Path | None, force: bool, as_j
         if agreed.sentences:
             click.echo(f"agreement over {agreed.sentences} sentences labelled by two or more of: {', '.join(agreed.annotators)}")
             click.echo("Krippendorff's alpha: " + ", ".join(f"{a.label} {number(a.alpha)}" for a in agreed.labels))
+            click.echo("annotator pairwise F1: " + ", ".join(f"{a.label} {number(a.pairwise_f1)}" for a in agreed.labels))
             for pair in agreed.pairs:
                 kappas = ", ".join(f"{label} {number(pair.kappa[label])}" for label in LABELS)
                 click.echo(f"Cohen's kappa {pair.first} / {pair.second} ({pair.sentences} sentences): {kappas}")

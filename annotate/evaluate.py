@@ -75,6 +75,9 @@ class Evaluation:
     baseline_id: str
     baseline: dict[str, dict[str, float]]
     learning_curve: list[LearningPoint] = field(default_factory=list)
+    # Annotators scored against each other on the sentences two or more of them labelled.
+    annotator_sentences: int = 0
+    annotator_f1: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def co_occurrence(self) -> NDArray[Any]:
@@ -99,7 +102,18 @@ class Evaluation:
             "baseline": {"id": self.baseline_id, "metrics": self.baseline},
             "learning_curve": [point.__dict__ for point in self.learning_curve],
             "co_occurrence": {"labels": [*LABELS, NONE], "counts": self.co_occurrence.tolist()},
+            "annotators": {"sentences": self.annotator_sentences, "pairwise_f1": self.annotator_f1},
         }
+
+
+def _annotator_reference(rows: Sequence[LabeledSentence]) -> dict[str, Any]:
+    """The Evaluation fields that compare annotators with each other, when some sentences have two or more."""
+    from .review import agreement
+
+    agreed = agreement(rows)
+    if not agreed.sentences:
+        return {}
+    return {"annotator_sentences": agreed.sentences, "annotator_f1": {a.label: a.pairwise_f1 for a in agreed.labels}}
 
 
 def _with_none(matrix: NDArray[Any]) -> NDArray[Any]:
@@ -195,6 +209,7 @@ def cross_validated_evaluation(
         baseline_id=rules.version,
         baseline=_rule_metrics(rules, list(texts), targets),
         learning_curve=curve,
+        **_annotator_reference(rows),
     )
 
 
@@ -247,6 +262,7 @@ def model_evaluation(
         baseline_id=rules.version,
         baseline=_rule_metrics(rules, texts, targets),
         learning_curve=curve,
+        **_annotator_reference(test_rows),
     )
 
 
@@ -287,7 +303,13 @@ def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -
         "",
     ]
     comparison = [[name, *(_f(table[label]["f1"]) for label in LABELS), _f(table["micro"]["f1"]), _f(table["macro"]["f1"])] for name, table in (("model", m), (f"keywords ({e.baseline_id})", e.baseline))]
+    if e.annotator_f1:
+        per_label = [e.annotator_f1[label] for label in LABELS]
+        macro = None if None in per_label else sum(per_label) / len(per_label)  # type: ignore[arg-type]
+        comparison.append([f"annotators against each other ({e.annotator_sentences} sentences)", *(_f(f) for f in per_label), "", _f(macro)])
     lines += _table(["", *LABELS, "micro", "macro"], comparison)
+    if e.annotator_f1:
+        lines += ["", "The annotators' row is the human reference: one annotator's labels scored against another's, pooled over every pair."]
     lines += ["", "## Label co-occurrence: true labels (rows) against predicted labels (columns)", ""]
     names = [*LABELS, NONE]
     lines += _table(["true \\ predicted", *names], [[name, *row] for name, row in zip(names, e.co_occurrence.tolist(), strict=True)])

@@ -34,11 +34,18 @@ from .train import CV_FOLDS, check_trainable, label_matrix, out_of_fold_scores
 
 @dataclass(frozen=True)
 class LabelAgreement:
-    """Krippendorff's alpha for one label; ``alpha`` is None when undefined (no variation)."""
+    """Agreement on one label; each figure is None when undefined.
+
+    ``alpha`` is Krippendorff's alpha (None without variation). ``pairwise_f1``
+    scores annotators against each other as a model is scored against the
+    labels (pooled over every pair on every shared sentence): the human
+    reference that a model's F1 can be read against.
+    """
 
     label: str
     sentences: int
     alpha: float | None
+    pairwise_f1: float | None
 
 
 @dataclass(frozen=True)
@@ -116,15 +123,29 @@ def cohen_kappa(first: Sequence[int], second: Sequence[int]) -> float | None:
     return (observed - chance) / (1.0 - chance)
 
 
+def pairwise_f1(units: Sequence[Sequence[int]]) -> float | None:
+    """F1 of annotators against each other: ``2 * both / (first + second)`` summed over every pair in every unit.
+
+    F1 is symmetric in the pair, so which annotator plays "truth" does not
+    matter; None when no pair marked the label at all.
+    """
+    both = marked = 0
+    for unit in units:
+        for first, second in combinations(unit, 2):
+            both += first & second
+            marked += first + second
+    return 2 * both / marked if marked else None
+
+
 def agreement(rows: Sequence[LabeledSentence]) -> Agreement:
-    """Alpha per label and kappa per annotator pair, from each row's ``annotations``."""
+    """Alpha and pairwise F1 per label and kappa per annotator pair, from each row's ``annotations``."""
     shared = [row for row in rows if len({choice.annotator for choice in row.annotations}) >= 2]
     votes = [{choice.annotator: set(choice.labels) for choice in row.annotations} for row in shared]
     annotators = sorted({name for vote in votes for name in vote})
-    per_label = [
-        LabelAgreement(label=label, sentences=len(votes), alpha=krippendorff_alpha([[int(label in chosen) for chosen in vote.values()] for vote in votes]))
-        for label in LABELS
-    ]
+    per_label = []
+    for label in LABELS:
+        units = [[int(label in chosen) for chosen in vote.values()] for vote in votes]
+        per_label.append(LabelAgreement(label=label, sentences=len(votes), alpha=krippendorff_alpha(units), pairwise_f1=pairwise_f1(units)))
     together: dict[tuple[str, str], list[dict[str, set[str]]]] = defaultdict(list)
     for vote in votes:
         for pair in combinations(sorted(vote), 2):

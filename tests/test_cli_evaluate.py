@@ -49,7 +49,10 @@ def test_cross_validated_report_with_plots(tmp_path: Path, label_dir: Path) -> N
     assert lines[0].split() == ["label", "precision", "recall", "f1", "support", "threshold", "brier"]
     assert [line.split()[0] for line in lines[1:7]] == ["regulatory_barrier", "financing", "safety_risk", "commercialization", "micro", "macro"]
     assert lines[7].startswith("keyword baseline (rules-")
-    assert lines[8].startswith("learning curve (macro-F1): 25% ")
+    sentences = len(load_labels(label_dir))
+    assert lines[8].startswith(f"annotators against each other ({sentences} sentences), F1: regulatory_barrier 0.")
+    assert lines[9].startswith("learning curve (macro-F1): 25% ")
+    assert "| annotators against each other (" in report
     assert f"report written to {out / 'report.md'} with 3 plots" in result.stderr
 
 
@@ -62,6 +65,8 @@ def test_json_summary(tmp_path: Path, label_dir: Path) -> None:
     assert summary["learning_curve"][-1]["macro_f1"] == summary["metrics"]["macro"]["f1"]
     assert summary["baseline"]["id"].startswith("rules-")
     assert len(summary["co_occurrence"]["counts"]) == 5
+    assert summary["annotators"]["sentences"] == summary["sentences"]
+    assert all(0.5 < f1 <= 1 for f1 in summary["annotators"]["pairwise_f1"].values())
     assert result.stderr == ""
 
 

@@ -49,10 +49,12 @@ def test_review_lists_the_planted_wrong_label(planted: tuple[Path, str]) -> None
     lines = result.stdout.splitlines()
     assert lines[0] == "agreement over 3 sentences labelled by two or more of: ann, bob"
     assert lines[1].startswith("Krippendorff's alpha: regulatory_barrier n/a, financing ")
-    assert lines[2].startswith("Cohen's kappa ann / bob (3 sentences): regulatory_barrier n/a, financing 0.400")
-    flagged = re.fullmatch(r"likely wrong labels: (\d+) of (\d+) sentences flagged; the (\d+) most likely:", lines[3])
+    # ann and bob share the financing mark on one sentence of three marks in all.
+    assert lines[2] == "annotator pairwise F1: regulatory_barrier n/a, financing 0.667, safety_risk n/a, commercialization n/a"
+    assert lines[3].startswith("Cohen's kappa ann / bob (3 sentences): regulatory_barrier n/a, financing 0.400")
+    flagged = re.fullmatch(r"likely wrong labels: (\d+) of (\d+) sentences flagged; the (\d+) most likely:", lines[4])
     assert flagged and flagged[1] == flagged[3] and int(flagged[2]) > int(flagged[1]) > 0
-    assert len(lines) == 4 + 2 * int(flagged[1])
+    assert len(lines) == 5 + 2 * int(flagged[1])
     [entry] = [line for line in lines if wrong_id in line]
     assert "financing: labelled 0, model " in entry
 

@@ -8,7 +8,7 @@ from sklearn.metrics import cohen_kappa_score
 from annotate.dataset import load_labels
 from annotate.errors import InputError
 from annotate.labels import LABELS
-from annotate.review import agreement, cohen_kappa, krippendorff_alpha, likely_label_errors, review_batch
+from annotate.review import agreement, cohen_kappa, krippendorff_alpha, likely_label_errors, pairwise_f1, review_batch
 from annotate.schemas import AnnotatorChoice, LabeledSentence, Sentence
 
 from .conftest import ROOT
@@ -89,6 +89,22 @@ def test_agreement_per_label_and_per_pair() -> None:
     assert pairs[("ann", "bob")].kappa["financing"] == pytest.approx(1.0)
     assert pairs[("ann", "bob")].kappa["safety_risk"] == pytest.approx(cohen_kappa_score([0, 1, 0], [0, 0, 0]))
     assert pairs[("bob", "cy")].kappa["financing"] == pytest.approx(cohen_kappa_score([1, 1], [1, 0]))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_pairwise_f1_of_two_annotators_is_their_f1_score(seed: int) -> None:
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(seed)
+    first, second = rng.integers(0, 2, 60), rng.integers(0, 2, 60)
+    assert pairwise_f1(list(zip(first, second, strict=True))) == pytest.approx(f1_score(first, second))
+    assert pairwise_f1(list(zip(second, first, strict=True))) == pytest.approx(f1_score(first, second))
+
+
+def test_pairwise_f1_pools_every_pair_of_three_annotators() -> None:
+    # Pairs (1,1), (1,0), (1,0): one shared mark out of four marks.
+    assert pairwise_f1([[1, 1, 0]]) == 0.5
+    assert pairwise_f1([[0, 0], [0, 0, 0]]) is None
 
 
 def test_agreement_without_shared_sentences(rows) -> None:
