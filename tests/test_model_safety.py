@@ -54,14 +54,18 @@ def model_folder(folder: Path, model_bytes: bytes, **card_changes: Any) -> Path:
     """A model folder holding ``model_bytes`` with the default model's card, its SHA-256 made to match."""
     folder.mkdir(parents=True, exist_ok=True)
     card = json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))
-    card.update(model_sha256=hashlib.sha256(model_bytes).hexdigest(), **card_changes)
+    card.update({"model_file": "model.skops", "model_sha256": hashlib.sha256(model_bytes).hexdigest(), **card_changes})
     (folder / "model.skops").write_bytes(model_bytes)
     (folder / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
     return folder
 
 
+def default_model_file() -> str:
+    return str(json.loads((DEFAULT_MODEL_DIR / "model_card.json").read_text(encoding="utf-8"))["model_file"])
+
+
 def default_bytes() -> bytes:
-    return (DEFAULT_MODEL_DIR / "model.skops").read_bytes()
+    return (DEFAULT_MODEL_DIR / default_model_file()).read_bytes()
 
 
 def with_schema(model_bytes: bytes, edit: Callable[[dict[str, Any]], None]) -> bytes:
@@ -184,16 +188,16 @@ def test_a_tampered_model_does_not_match_its_card(tmp_path: Path) -> None:
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
     data = bytearray(default_bytes())
     data[len(data) // 2] ^= 0xFF
-    (folder / "model.skops").write_bytes(bytes(data))
+    (folder / default_model_file()).write_bytes(bytes(data))
     for quick in (False, True):
-        assert refused(folder, quick=quick) == f"{folder / 'model.skops'}: file does not match the SHA-256 in its model card; refusing to load it"
+        assert refused(folder, quick=quick) == f"{folder / default_model_file()}: file does not match the SHA-256 in its model card; refusing to load it"
 
 
 def test_a_hostile_file_with_the_old_card_is_refused_by_its_hash(tmp_path: Path) -> None:
     folder = tmp_path / "model"
     shutil.copytree(DEFAULT_MODEL_DIR, folder)
     marker = tmp_path / "marker"
-    (folder / "model.skops").write_bytes(pickle.dumps(Exploit(marker)))
+    (folder / default_model_file()).write_bytes(pickle.dumps(Exploit(marker)))
     assert "does not match the SHA-256" in refused(folder)
     assert not marker.exists()
 
@@ -271,7 +275,7 @@ def test_a_freshly_trained_model_holds_only_allowed_types(small_model: Path) -> 
 
 
 def test_the_default_model_is_small_and_loads_quickly() -> None:
-    size = (DEFAULT_MODEL_DIR / "model.skops").stat().st_size
+    size = (DEFAULT_MODEL_DIR / default_model_file()).stat().st_size
     load_model()  # imports scikit-learn and skops once
     timings = []
     for _ in range(3):
