@@ -1,6 +1,7 @@
 # Set-up and the two everyday jobs. Every target installs what it needs.
 #   make classify   install the toolkit and classify examples/ with the default model
-#   make test       install everything (Label Studio and Chromium included) and run all tests
+#   make test       install everything (Label Studio and Chromium included), run all tests and
+#                   write the default recipe's evaluation reports to report/
 PYTHON ?= python3
 VENV ?= .venv
 BIN = $(VENV)/bin
@@ -29,6 +30,8 @@ test: install-test
 	bash .ci/install-label-studio
 	bash .ci/install-chromium
 	$(BIN)/python -m pytest -p no:cacheprovider -rs
+	$(BIN)/annotate evaluate --force -o report/cross-validation
+	$(BIN)/annotate evaluate --force --test tests/fixtures/heldout.jsonl -o report/heldout
 
 benchmark: install-test
 	$(BIN)/python benchmarks/bench_classify.py
