@@ -23,6 +23,6 @@ def test_the_default_model_is_trained_on_the_label_set_in_the_repository() -> No
 
 def test_the_default_model_on_the_held_out_writer() -> None:
     evaluation = model_evaluation(read_label_file(FIXTURES / "heldout.jsonl"), model=load_model(), rules=load_rules())
-    assert evaluation.metrics["macro"]["f1"] >= 0.80
-    assert all(evaluation.metrics[label]["f1"] >= 0.75 for label in ("regulatory_barrier", "financing", "safety_risk", "commercialization"))
-    assert evaluation.metrics["macro"]["f1"] >= evaluation.baseline["macro"]["f1"] + 0.05
+    assert evaluation.metrics["macro"]["f1"] >= 0.83
+    assert all(evaluation.metrics[label]["f1"] >= 0.78 for label in ("regulatory_barrier", "financing", "safety_risk", "commercialization"))
+    assert evaluation.metrics["macro"]["f1"] >= evaluation.baseline["macro"]["f1"] + 0.08
