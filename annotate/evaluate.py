@@ -305,8 +305,9 @@ def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -
     comparison = [[name, *(_f(table[label]["f1"]) for label in LABELS), _f(table["micro"]["f1"]), _f(table["macro"]["f1"])] for name, table in (("model", m), (f"keywords ({e.baseline_id})", e.baseline))]
     if e.annotator_f1:
         per_label = [e.annotator_f1[label] for label in LABELS]
-        macro = None if None in per_label else sum(per_label) / len(per_label)  # type: ignore[arg-type]
-        comparison.append([f"annotators against each other ({e.annotator_sentences} sentences)", *(_f(f) for f in per_label), "", _f(macro)])
+        defined = [f1 for f1 in per_label if f1 is not None]
+        macro = sum(defined) / len(defined) if len(defined) == len(per_label) else None
+        comparison.append([f"annotators against each other ({e.annotator_sentences} sentences)", *(_f(f1) for f1 in per_label), "", _f(macro)])
     lines += _table(["", *LABELS, "micro", "macro"], comparison)
     if e.annotator_f1:
         lines += ["", "The annotators' row is the human reference: one annotator's labels scored against another's, pooled over every pair."]
