@@ -117,3 +117,28 @@ def test_classify_needs_paths_or_sentences() -> None:
     result = CliRunner().invoke(cli, ["classify"])
     assert result.exit_code == 2
     assert "Give article PATHS or --sentences FILE, not both or neither." in result.stderr
+
+
+def test_a_small_first_label_set_does_not_tag_everything(tmp_path: Path) -> None:
+    """Ten example articles labelled by the shipped model: too few for a classifier that
+    generalises, so out-of-fold F1 favours tagging every sentence. The thresholds stay cautious."""
+    import numpy as np
+
+    from annotate.ingest import read_articles
+    from annotate.schemas import LabeledSentence
+    from annotate.segment import segment_all
+    from annotate.train import train
+
+    sentences = list(segment_all(read_articles([EXAMPLES])))
+    shipped = load_model()
+    decided = shipped.predict_proba([s.text for s in sentences]) >= shipped.thresholds
+    rows = [
+        LabeledSentence(
+            sentence_id=s.sentence_id, article_id=s.article_id, text=s.text, lang=s.lang,
+            **{label: int(flag) for label, flag in zip(LABELS, flags, strict=True)}, decision="single",
+        )
+        for s, flags in zip(sentences, decided, strict=True)
+    ]
+    model = load_model(Path(train(rows, model_dir=tmp_path / "small", evaluate=False).model_dir))
+    tagged = model.predict_proba([s.text for s in sentences]) >= model.thresholds
+    assert np.abs(tagged.mean(axis=0) - decided.mean(axis=0)).max() < 0.15, (tagged.mean(axis=0), decided.mean(axis=0))
