@@ -15,13 +15,17 @@ import stat
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
+import annotate.train
 from annotate._io import atomic_write, write_records
+from annotate.classify import load_model
 from annotate.cli import cli
+from annotate.dataset import read_label_file
 
 from .conftest import ROOT, STARTER
 
@@ -204,12 +208,6 @@ def test_cli_writes_leave_no_temporaries(tmp_path: Path) -> None:
 
 
 def test_training_stopped_before_its_card_leaves_the_previous_model_usable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from contextlib import contextmanager
-
-    import annotate.train
-    from annotate.classify import load_model
-    from annotate.dataset import read_label_file
-
     rows = read_label_file(STARTER)
     folder = tmp_path / "model"
     first = annotate.train.train(rows[:300], model_dir=folder, evaluate=False).card

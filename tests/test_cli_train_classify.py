@@ -6,12 +6,17 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from annotate.cli import cli
 from annotate.classify import load_model
+from annotate.cli import cli
+from annotate.ingest import read_articles
 from annotate.labels import LABELS
+from annotate.schemas import LabeledSentence
+from annotate.segment import segment_all
+from annotate.train import train
 
 from .conftest import EXAMPLES, FIXTURES, ROOT, STARTER
 
@@ -122,13 +127,6 @@ def test_classify_needs_paths_or_sentences() -> None:
 def test_a_small_first_label_set_does_not_tag_everything(tmp_path: Path) -> None:
     """Ten example articles labelled by the shipped model: too few for a classifier that
     generalises, so out-of-fold F1 favours tagging every sentence. The thresholds stay cautious."""
-    import numpy as np
-
-    from annotate.ingest import read_articles
-    from annotate.schemas import LabeledSentence
-    from annotate.segment import segment_all
-    from annotate.train import train
-
     sentences = list(segment_all(read_articles([EXAMPLES])))
     shipped = load_model()
     decided = shipped.predict_proba([s.text for s in sentences]) >= shipped.thresholds
