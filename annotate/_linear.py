@@ -1,13 +1,14 @@
-"""Score a few sentences with the default pipeline using numpy only, for a quick start.
+"""Score a few sentences with our model using numpy only, for a quick start.
 
-Importing scikit-learn and skops takes 1-3 s here, far longer than scoring one
-article. Our pipeline (hashed word n-grams, TF-IDF, one logistic regression
-per label) is simple enough to apply from its arrays: this module reads them
-from the already hash-checked ``.skops`` file (JSON and ``.npy`` entries of a
-zip; nothing is unpickled or imported by name) and computes the same
-probabilities. It accepts exactly that pipeline and returns ``None`` for any
-other, so callers fall back to the full loader. Pure-Python hashing makes it
-slow per sentence: it is meant for small inputs only.
+Importing scikit-learn and loading with skops takes 2-3 s here, far longer than
+scoring one article. Our model (hashed word n-grams and TF-IDF, plus the
+sentence encoder's block, one logistic regression per label) is simple enough
+to apply from its arrays: this module reads them from the already hash-checked
+``.skops`` file (JSON and ``.npy`` entries of a zip; nothing is unpickled or
+imported by name) and computes the same probabilities. It accepts exactly that
+model and returns ``None`` for any other, so callers fall back to the full
+loader. Pure-Python hashing makes it slow per sentence: it is meant for small
+inputs only.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from .encoder import DIMENSIONS, Encoder
 
 _HASHING_PARAMS = {
     "input": "content",
@@ -47,7 +50,7 @@ class _NotOurPipeline(Exception):
 
 @dataclass(frozen=True)
 class LinearPipeline:
-    """Hashed word n-grams -> TF-IDF (l2) -> one logistic regression per label, as plain arrays."""
+    """Hashed word n-grams -> TF-IDF (l2) [+ encoder block] -> one logistic regression per label, as plain arrays."""
 
     token_pattern: re.Pattern[str]
     ngram_range: tuple[int, int]
@@ -56,6 +59,8 @@ class LinearPipeline:
     idf: NDArray[Any]
     coef: NDArray[Any]  # (labels, n_features)
     intercept: NDArray[Any]  # (labels,)
+    encoder_coef: NDArray[Any] | None = None  # (labels, encoder dimensions), already scaled by the block's weight
+    encoder: Encoder | None = None
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
         """An ``(n, labels)`` array of probabilities, as the scikit-learn pipeline gives them."""
@@ -77,6 +82,8 @@ class LinearPipeline:
         scores = np.empty((len(texts), len(self.intercept)))
         for label, (weights, intercept) in enumerate(zip(self.coef, self.intercept, strict=True)):
             scores[:, label] = np.bincount(row_ids, weights=data * weights[column_ids], minlength=len(texts)) + intercept
+        if self.encoder_coef is not None and self.encoder is not None:
+            scores += self.encoder.encode(list(texts)).astype(np.float64) @ self.encoder_coef.T
         return 1.0 / (1.0 + np.exp(-scores))
 
     def _features(self, text: str) -> list[str]:
@@ -122,19 +129,25 @@ def murmurhash3_32(data: bytes, seed: int = 0) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def linear_pipeline(data: bytes, *, labels: int) -> LinearPipeline | None:
-    """The pipeline in a ``.skops`` file's bytes as a :class:`LinearPipeline`, or ``None`` if it is any other."""
+def linear_pipeline(data: bytes, *, labels: int, encoder_weight: float = 0.0) -> LinearPipeline | None:
+    """The model in a ``.skops`` file's bytes as a :class:`LinearPipeline`, or ``None`` if it is any other.
+
+    ``encoder_weight`` is the card's: above 0, the regressions also read the encoder's block.
+    """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _read(archive, labels)
+            return _read(archive, labels, encoder_weight)
     except (_NotOurPipeline, zipfile.BadZipFile, KeyError, ValueError, TypeError, IndexError, re.error):
         return None
 
 
-def _read(archive: zipfile.ZipFile, labels: int) -> LinearPipeline:
+def _read(archive: zipfile.ZipFile, labels: int, encoder_weight: float) -> LinearPipeline:
     root = json.loads(archive.read("schema.json"))
-    steps = [_items(step) for step in _items(_attributes(root, "sklearn.pipeline", "Pipeline")["steps"])]
-    _expect([_value(name) for name, _ in steps] == ["words", "tfidf", "classifier"])
+    _expect(root.get("__loader__") == "DictNode" and root.get("__class__") == "dict")
+    parts = dict(root["content"])
+    _expect(sorted(parts) == ["classifiers", "ngrams"])
+    steps = [_items(step) for step in _items(_attributes(parts["ngrams"], "sklearn.pipeline", "Pipeline")["steps"])]
+    _expect([_value(name) for name, _ in steps] == ["words", "tfidf"])
     words = _attributes(steps[0][1], "sklearn.feature_extraction.text", "HashingVectorizer")
     _expect(all(_value(words[name]) == expected for name, expected in _HASHING_PARAMS.items()))
     _expect(words["dtype"]["__module__"] == "numpy" and words["dtype"]["__class__"] == "float64")
@@ -143,16 +156,20 @@ def _read(archive: zipfile.ZipFile, labels: int) -> LinearPipeline:
     low, high = (_value(item) for item in _items(words["ngram_range"]))
     tfidf = _attributes(steps[1][1], "sklearn.feature_extraction.text", "TfidfTransformer")
     _expect(_value(tfidf["norm"]) == "l2" and _value(tfidf["use_idf"]) is True)
-    classifier = _attributes(steps[2][1], "sklearn.multiclass", "OneVsRestClassifier")
-    estimators = [_attributes(node, "sklearn.linear_model._logistic", "LogisticRegression") for node in _items(classifier["estimators_"])]
+    estimators = [_attributes(node, "sklearn.linear_model._logistic", "LogisticRegression") for node in _items(parts["classifiers"])]
     _expect(len(estimators) == labels)
     n_features = _value(words["n_features"])
+    width = n_features + (DIMENSIONS if encoder_weight else 0)
     idf = _array(archive, tfidf["idf_"])
     coef = np.vstack([_array(archive, estimator["coef_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
     intercept = np.concatenate([_array(archive, estimator["intercept_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
     _expect(all(_array(archive, estimator["classes_"]).tolist() == [0, 1] for estimator in estimators))
-    _expect(idf.shape == (n_features,) and coef.shape == (labels, n_features) and intercept.shape == (labels,))
-    return LinearPipeline(pattern, (low, high), n_features, _value(tfidf["sublinear_tf"]) is True, idf, coef, intercept)
+    _expect(idf.shape == (n_features,) and coef.shape == (labels, width) and intercept.shape == (labels,))
+    encoder_coef = coef[:, n_features:] * encoder_weight if encoder_weight else None
+    return LinearPipeline(
+        pattern, (low, high), n_features, _value(tfidf["sublinear_tf"]) is True, idf, coef[:, :n_features], intercept,
+        encoder_coef, Encoder() if encoder_weight else None,
+    )  # fmt: skip
 
 
 def _expect(condition: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import io
 import json
@@ -19,7 +20,10 @@ from .errors import ModelError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, ArticleDigest, CategoryDigest, ClassifiedSentence, Evidence, ModelCard, Sentence
 
-DEFAULT_MODEL_DIR = Path(__file__).resolve().parent.parent / "models" / "default"
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL_DIR = MODELS_DIR / "default"
+# Bundled models that --model accepts by name: the accurate default and the n-gram-only fast one.
+BUNDLED_MODELS = ("default", "fast")
 CARD_FILE = "model_card.json"
 BATCH_SIZE = 4096
 EVIDENCE_PER_LABEL = 3
@@ -40,6 +44,15 @@ class Model:
     def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
         """An ``(n, 4)`` array of probabilities, columns in :data:`LABELS` order."""
         return np.asarray(self.pipeline.predict_proba(list(texts)))
+
+    def with_encoder_threads(self, threads: int) -> Model:
+        """This model with its sentence encoder (if any) using ``threads`` BLAS threads: one worker of many needs fewer."""
+        encoder = getattr(self.pipeline, "encoder", None)
+        if encoder is None:
+            return self
+        from .encoder import Encoder
+
+        return dataclasses.replace(self, pipeline=dataclasses.replace(self.pipeline, encoder=Encoder(threads=threads)))
 
     def predict(self, texts: Sequence[str]) -> list[tuple[list[str], dict[str, float]]]:
         """``(labels, scores)`` for each text."""
@@ -70,8 +83,17 @@ def decide_batch(scores: NDArray[Any], thresholds: NDArray[Any]) -> tuple[list[l
     return labels, [dict(zip(LABELS, row)) for row in rounded]
 
 
-def load_model(path: Path | None = None, *, quick: bool = False) -> Model:
-    """Load a model folder (default: the shipped model), refusing anything unsafe or stale.
+def model_folder(path: Path | str | None) -> Path:
+    """The folder of a model given as a folder, or by the name of a bundled model (``default``, ``fast``)."""
+    if path is None:
+        return DEFAULT_MODEL_DIR
+    if str(path) in BUNDLED_MODELS and not Path(path).is_dir():
+        return MODELS_DIR / str(path)
+    return Path(path)
+
+
+def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
+    """Load a model folder or bundled model by name (default: ``default``), refusing anything unsafe or stale.
 
     The model file must match the SHA-256 in its card, contain only the card's
     trusted types (checked again against our own allow-list), and have been
@@ -82,7 +104,7 @@ def load_model(path: Path | None = None, *, quick: bool = False) -> Model:
     importing scikit-learn and skops: the choice for a few articles, not for
     a corpus. Any other model is loaded as usual.
     """
-    folder = Path(path) if path is not None else DEFAULT_MODEL_DIR
+    folder = model_folder(path)
     card_path = folder / CARD_FILE
     try:
         card = ModelCard.model_validate(json.loads(card_path.read_text(encoding="utf-8")))
@@ -104,24 +126,39 @@ def load_model(path: Path | None = None, *, quick: bool = False) -> Model:
     if sorted(card.thresholds) != sorted(LABELS) or not all(0.0 <= value <= 1.0 for value in card.thresholds.values()):
         raise ModelError(f"{card_path}: the card needs a threshold from 0 to 1 for each of {', '.join(LABELS)}")
     _check_model_archive(data, model_path)
+    if card.encoder is not None:
+        from .encoder import check_installed
+
+        check_installed(card.encoder, model=folder)
     if quick:
         from ._linear import linear_pipeline
 
-        linear = linear_pipeline(data, labels=len(LABELS))
+        linear = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight)
         if linear is not None:
             return Model(pipeline=linear, card=card, path=folder)
+    return Model(pipeline=_sentence_model(data, card, model_path), card=card, path=folder)
+
+
+def _sentence_model(data: bytes, card: ModelCard, model_path: Path) -> Any:
     import skops.io
 
-    from .train import TRUSTED_TYPES
+    from .encoder import Encoder
+    from .train import MODEL_PARTS, TRUSTED_TYPES, SentenceModel
 
     try:
-        pipeline = skops.io.loads(data, trusted=TRUSTED_TYPES)
-        columns = np.shape(pipeline.predict_proba(["a model check"]))
-    except Exception as e:  # skops and a pipeline of the wrong shape raise many types
+        parts = skops.io.loads(data, trusted=TRUSTED_TYPES)
+        if not isinstance(parts, dict) or sorted(parts) != sorted(MODEL_PARTS):
+            raise ModelError(f"{model_path}: not a model of this toolkit (expected the parts {', '.join(MODEL_PARTS)}); retrain it")
+        weight = card.recipe.encoder_weight
+        model = SentenceModel(parts["ngrams"], list(parts["classifiers"]), weight, Encoder() if weight else None)
+        columns = np.shape(model.predict_proba(["a model check"]))
+    except ModelError:
+        raise
+    except Exception as e:  # skops and a model of the wrong shape raise many types
         raise ModelError(f"{model_path}: cannot load the model ({type(e).__name__}: {e})") from e
     if columns != (1, len(LABELS)):
         raise ModelError(f"{model_path}: model gives {columns[-1]} scores per sentence, not {len(LABELS)}; retrain it")
-    return Model(pipeline=pipeline, card=card, path=folder)
+    return model
 
 
 # What a saved pipeline may hold besides train.TRUSTED_TYPES: plain containers,
@@ -138,9 +175,7 @@ TRUSTED_TYPE_NAMES = frozenset(
         "sklearn.feature_extraction.text.HashingVectorizer",
         "sklearn.feature_extraction.text.TfidfTransformer",
         "sklearn.linear_model._logistic.LogisticRegression",
-        "sklearn.multiclass.OneVsRestClassifier",
         "sklearn.pipeline.Pipeline",
-        "sklearn.preprocessing._label.LabelBinarizer",
     }
 )
 # Our model unpacks to ~10 MB; far more is a zip bomb, not a model.

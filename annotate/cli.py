@@ -19,7 +19,7 @@ from pydantic import ValidationError
 
 from . import __version__
 from .errors import AnnotateError, InputError, SchemaError
-from .schemas import Sentence
+from .schemas import Recipe, Sentence
 
 F = TypeVar("F", bound=Callable[..., Any])
 CONTEXT_SETTINGS = {"help_option_names": ["-h", "--help"], "max_content_width": 100}
@@ -209,9 +209,15 @@ def labels_import(export_file: Path, labels_dir: Path, name: str, as_json: bool)
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="A label-set file or folder.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("models/default"), show_default=True, help="Model folder.")
 @click.option("--no-eval", is_flag=True, help="Skip the cross-validated metrics (faster).")
+@click.option("--fast", is_flag=True, help="Train the fast model: hashed n-grams only, no sentence encoder (same as --encoder-weight 0).")
+@click.option("--encoder-weight", type=click.FloatRange(min=0), help=f"Scale of the sentence-encoder block beside the n-grams; 0 = fast model  [default: {Recipe().encoder_weight}]")
+@click.option("-C", "c", type=click.FloatRange(min=0, min_open=True), help=f"Inverse regularisation strength  [default: {Recipe().c:g}]")
+@click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1).")
 @force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON on stdout.")
-def train(labels_path: Path, output: Path, no_eval: bool, force: bool, as_json: bool) -> None:
+def train(
+    labels_path: Path, output: Path, no_eval: bool, fast: bool, encoder_weight: float | None, c: float | None, set_weights: tuple[str, ...], force: bool, as_json: bool
+) -> None:
     """Train the classifier on a label set and save it with its model card.
 
     Decision thresholds are picked per label on grouped out-of-fold
@@ -219,16 +225,26 @@ def train(labels_path: Path, output: Path, no_eval: bool, force: bool, as_json: 
     cross-validation (sentences of one article never on both sides).
 
     \b
-    Example:
+    Examples:
         annotate train --labels labels/ -o models/mine
+        annotate train --labels labels/ -o models/mine-fast --fast
+        annotate train --labels labels/ --set-weight starter=0.3 -o models/mine
     """
-    from .dataset import load_labels
+    from .dataset import load_labels_by_set
+    from .train import sample_weights
     from .train import train as train_model
 
+    if fast and encoder_weight:
+        raise click.UsageError("--fast trains without the encoder: give --fast or --encoder-weight, not both.")
+    recipe = Recipe(
+        **({"c": c} if c is not None else {}),
+        encoder_weight=0.0 if fast else encoder_weight if encoder_weight is not None else Recipe().encoder_weight,
+        set_weights=parse_set_weights(set_weights),
+    )
     check_output(output / "model_card.json", force=force)
-    rows = load_labels(labels_path)
+    rows, sets = load_labels_by_set(labels_path)
     note(f"training on {len(rows)} sentences from {labels_path} ...")
-    result = train_model(rows, model_dir=output, evaluate=not no_eval)
+    result = train_model(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval)
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))
         return
@@ -248,7 +264,7 @@ def train(labels_path: Path, output: Path, no_eval: bool, force: bool, as_json: 
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Per-sentence results: .jsonl, .csv or .parquet; - for JSONL on stdout. A folder with --engine dask.")
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv", "parquet"]), help="Output format  [default: from the -o suffix, else jsonl]")
 @click.option("--digest", "digest_file", type=click.Path(path_type=Path), help="Also write the per-article digests as JSONL (a folder with --engine dask).")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (default: the shipped model).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder, or a bundled model by name: default (accurate) or fast (n-grams only, for very large corpora)  [default: default]")
 @click.option("--rules", is_flag=True, help="Use the keyword rules in schemas/rules.toml instead of a model.")
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes to classify with  [default: 1; --engine dask: one local worker per core]")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="dask: partitioned run on a Dask cluster.")
@@ -365,6 +381,20 @@ def _classify_on_dask(
     note(f"{sum(r.sentences for r in results)} sentences classified with {model.card.model_id} into {len(results)} parts in {output}", quiet=quiet)
 
 
+def parse_set_weights(values: Iterable[str]) -> dict[str, float]:
+    """``NAME=W`` options as a dict; a malformed one is a usage error."""
+    weights: dict[str, float] = {}
+    for value in values:
+        name, _, weight = value.partition("=")
+        try:
+            weights[name.strip()] = float(weight)
+        except ValueError:
+            raise click.BadParameter(f"{value!r} is not NAME=WEIGHT (e.g. starter=0.3)", param_hint="--set-weight") from None
+        if not name.strip() or weights[name.strip()] < 0:
+            raise click.BadParameter(f"{value!r} needs a set name and a weight of 0 or more", param_hint="--set-weight")
+    return weights
+
+
 # >>> quality commands
 def model_or_rules(model_dir: Path | None, *, rules: bool, quick: bool = False) -> Any:
     """The model for --model (default: the shipped one), or the keyword rules for --rules."""
@@ -381,7 +411,7 @@ def model_or_rules(model_dir: Path | None, *, rules: bool, quick: bool = False) 
 
 @cli.command()
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="Label-set file or folder: cross-validated, or (with --test) the learning curve's training data.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model to score with --test (default: the shipped model).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model to score with --test: a folder, or default / fast  [default: default]")
 @click.option("--test", "test_file", type=click.Path(path_type=Path), help="Score the model on this labelled file (label-set JSONL) instead of cross-validating.")
 @click.option("-o", "--output", type=click.Path(path_type=Path), default=Path("report"), show_default=True, help="Folder for report.md and its PNG plots.")
 @force_option
@@ -455,7 +485,7 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
 @click.argument("sentences_file", metavar="SENTENCES.jsonl", type=click.Path(path_type=Path))
 @click.option("-n", "count", type=click.IntRange(min=1), required=True, help="How many sentences to pick.")
 @click.option("--strategy", type=click.Choice(["uncertainty", "diverse"]), default="uncertainty", show_default=True, help="uncertainty: closest to a decision threshold; diverse: uncertain and unlike each other.")
-@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder (default: the shipped model).")
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model folder, or a bundled model by name: default (accurate) or fast (n-grams only, for very large corpora)  [default: default]")
 @click.option("--labels", "labels_path", type=click.Path(path_type=Path), help="Skip sentences already in these label sets  [default: labels/ when it has any]")
 @click.option("-o", "--output", type=click.Path(path_type=Path), help="Write the sentences here instead of stdout.")
 @force_option

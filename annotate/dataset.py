@@ -359,14 +359,21 @@ def load_labels(path: Path) -> list[LabeledSentence]:
 
     A sentence in several sets keeps the row of the most recently created set.
     """
+    return load_labels_by_set(path)[0]
+
+
+def load_labels_by_set(path: Path) -> tuple[list[LabeledSentence], list[str]]:
+    """:func:`load_labels`, plus the name of the set each row comes from (``starter`` for ``starter-v6.jsonl``)."""
     path = Path(path)
     if not path.exists():
         raise InputError("no such file or directory", path=path)
     files = label_set_files(path) if path.is_dir() else [path]
     if not files:
         raise DatasetError(f"{path}: no label set found (expected <name>-v<N>.jsonl files)")
-    merged: dict[str, LabeledSentence] = {}
+    merged: dict[str, tuple[LabeledSentence, str]] = {}
     for file in files:
+        match = _VERSIONED_FILE.match(file.name)
+        name = match["name"] if match else file.stem
         for row in read_label_file(file):
-            merged[row.sentence_id] = row
-    return list(merged.values())
+            merged[row.sentence_id] = (row, name)
+    return [row for row, _ in merged.values()], [name for _, name in merged.values()]

@@ -29,8 +29,8 @@ from sklearn.model_selection import GroupKFold
 from ._io import atomic_write
 from .errors import AnnotateError, InputError
 from .labels import LABELS
-from .schemas import LabeledSentence
-from .train import CV_FOLDS, best_thresholds, build_pipeline, check_trainable, label_matrix, metrics_table, out_of_fold_scores
+from .schemas import LabeledSentence, Recipe
+from .train import CV_FOLDS, best_thresholds, check_trainable, embed, fit_model, label_matrix, metrics_table, out_of_fold_scores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -121,8 +121,20 @@ def _with_none(matrix: NDArray[Any]) -> NDArray[Any]:
     return np.hstack([matrix, (matrix.sum(axis=1) == 0).astype(np.int8)[:, None]])
 
 
-def _fit_and_score(texts: NDArray[Any], targets: NDArray[Any], groups: NDArray[Any], scored: NDArray[Any]) -> tuple[NDArray[Any], NDArray[Any]]:
-    """Fit on ``texts`` with thresholds from their own grouped out-of-fold scores; score ``scored``.
+def _fit_and_score(
+    texts: NDArray[Any],
+    targets: NDArray[Any],
+    groups: NDArray[Any],
+    scored: NDArray[Any],
+    *,
+    recipe: Recipe,
+    embeddings: NDArray[Any] | None,
+    scored_embeddings: NDArray[Any] | None,
+) -> tuple[NDArray[Any], NDArray[Any]]:
+    """Fit ``recipe`` on ``texts`` with thresholds from their own grouped out-of-fold scores; score ``scored``.
+
+    ``embeddings`` and ``scored_embeddings`` are the encoder's rows for
+    ``texts`` and ``scored`` (``None`` when the recipe has no encoder).
 
     A small share of a small label set may have no example of a label in some
     split; the model then never predicts it, which is the honest result for
@@ -130,10 +142,14 @@ def _fit_and_score(texts: NDArray[Any], targets: NDArray[Any], groups: NDArray[A
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Label not .* is present in all training examples", category=UserWarning)
-        inner = out_of_fold_scores(list(texts), targets, list(groups), folds=INNER_FOLDS)
+        inner = out_of_fold_scores(list(texts), targets, list(groups), recipe=recipe, embeddings=embeddings, folds=INNER_FOLDS)
         thresholds = best_thresholds(targets, inner)
-        model = build_pipeline().fit(texts, targets)
-    return np.asarray(model.predict_proba(scored)), thresholds
+        model = fit_model(list(texts), targets, recipe=recipe, embeddings=embeddings)
+    return np.asarray(model.predict_proba(list(scored), scored_embeddings)), thresholds
+
+
+def _rows(array: NDArray[Any] | None, index: NDArray[Any]) -> NDArray[Any] | None:
+    return None if array is None else array[index]
 
 
 def _article_shares(groups: NDArray[Any], fractions: Sequence[float], rng: np.random.Generator) -> dict[float, NDArray[Any]]:
@@ -168,6 +184,7 @@ def cross_validated_evaluation(
     fractions: Sequence[float] = LEARNING_FRACTIONS,
     seed: int = 0,
     source: str = "grouped cross-validation on the label set",
+    recipe: Recipe | None = None,
 ) -> Evaluation:
     """Grouped cross-validation of the training recipe on ``rows``, as ``annotate train`` does it.
 
@@ -178,9 +195,11 @@ def cross_validated_evaluation(
     """
     check_trainable(rows)
     fractions = _check_fractions([*fractions, 1.0])
+    recipe = recipe or Recipe()
     texts = np.asarray([row.text for row in rows], dtype=object)
     groups = np.asarray([row.article_id for row in rows])
     targets = label_matrix(rows)
+    embeddings = embed(list(texts), recipe)
     rng = np.random.default_rng(seed)
     scores = {f: np.zeros(targets.shape) for f in fractions}
     decisions = {f: np.zeros(targets.shape, dtype=np.int8) for f in fractions}
@@ -190,7 +209,10 @@ def cross_validated_evaluation(
         for fraction in fractions:
             part = train_index[shares[fraction]]
             trained_on[fraction] += len(part)
-            fold_scores, thresholds = _fit_and_score(texts[part], targets[part], groups[part], texts[test_index])
+            fold_scores, thresholds = _fit_and_score(
+                texts[part], targets[part], groups[part], texts[test_index],
+                recipe=recipe, embeddings=_rows(embeddings, part), scored_embeddings=_rows(embeddings, test_index),
+            )  # fmt: skip
             scores[fraction][test_index] = fold_scores
             decisions[fraction][test_index] = fold_scores >= thresholds
     full = 1.0
@@ -198,7 +220,7 @@ def cross_validated_evaluation(
     return Evaluation(
         mode="cross-validation",
         source=source,
-        model_id="build_pipeline() retrained in each fold",
+        model_id=f"recipe {recipe.model_dump_json()} retrained in each fold",
         articles=len(np.unique(groups)),
         targets=targets,
         scores=scores[full],
@@ -227,11 +249,13 @@ def model_evaluation(
     fractions: Sequence[float] = LEARNING_FRACTIONS,
     seed: int = 0,
     source: str = "test file",
+    recipe: Recipe | None = None,
 ) -> Evaluation:
     """Score ``model`` on labelled ``test_rows`` with its own thresholds.
 
-    With ``training_rows`` the learning curve trains fresh models on shares of
-    those articles and scores them on the test rows.
+    With ``training_rows`` the learning curve trains fresh models of
+    ``recipe`` (default: the model's own) on shares of those articles and
+    scores them on the test rows.
     """
     if not test_rows:
         raise InputError("the test file has no labelled sentences")
@@ -242,12 +266,17 @@ def model_evaluation(
     curve: list[LearningPoint] = []
     if training_rows is not None:
         check_trainable(training_rows)
+        recipe = recipe or model.card.recipe
         train_texts = np.asarray([row.text for row in training_rows], dtype=object)
         train_groups = np.asarray([row.article_id for row in training_rows])
         train_targets = label_matrix(training_rows)
         shares = _article_shares(train_groups, _check_fractions([*fractions, 1.0]), np.random.default_rng(seed))
+        train_embeddings, test_embeddings = embed(list(train_texts), recipe), embed(texts, recipe)
         for fraction, mask in shares.items():
-            part_scores, thresholds = _fit_and_score(train_texts[mask], train_targets[mask], train_groups[mask], np.asarray(texts, dtype=object))
+            part_scores, thresholds = _fit_and_score(
+                train_texts[mask], train_targets[mask], train_groups[mask], np.asarray(texts, dtype=object),
+                recipe=recipe, embeddings=_rows(train_embeddings, mask), scored_embeddings=test_embeddings,
+            )  # fmt: skip
             curve.append(_point(fraction, int(mask.sum()), targets, (part_scores >= thresholds).astype(np.int8)))
     return Evaluation(
         mode="test",

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from .errors import InputError
 from .labels import LABELS
-from .schemas import LabeledSentence, Sentence
+from .schemas import LabeledSentence, Recipe, Sentence
 from .train import CV_FOLDS, check_trainable, label_matrix, out_of_fold_scores
 
 
@@ -162,17 +162,20 @@ def agreement(rows: Sequence[LabeledSentence]) -> Agreement:
     return Agreement(sentences=len(shared), annotators=annotators, labels=per_label, pairs=pairs)
 
 
-def likely_label_errors(rows: Sequence[LabeledSentence], *, scores: NDArray[Any] | None = None, folds: int = CV_FOLDS) -> list[Suspect]:
+def likely_label_errors(
+    rows: Sequence[LabeledSentence], *, scores: NDArray[Any] | None = None, recipe: Recipe | None = None, folds: int = CV_FOLDS
+) -> list[Suspect]:
     """Sentences whose labels the out-of-fold model confidently contradicts, most suspicious first.
 
     ``scores`` are out-of-fold probabilities (one row per sentence, columns
     in :data:`LABELS` order); by default they are computed with grouped
-    ``folds``-fold cross-validation, so no model judges an article it saw.
+    ``folds``-fold cross-validation of ``recipe`` (default: the default
+    model's), so no model judges an article it saw.
     """
     targets = label_matrix(rows)
     if scores is None:
         check_trainable(rows)
-        scores = out_of_fold_scores([r.text for r in rows], targets, [r.article_id for r in rows], folds=folds)
+        scores = out_of_fold_scores([r.text for r in rows], targets, [r.article_id for r in rows], recipe=recipe or Recipe(), folds=folds)
     scores = np.asarray(scores, dtype=float)
     if scores.shape != targets.shape:
         raise InputError(f"expected scores of shape {targets.shape}, got {scores.shape}")

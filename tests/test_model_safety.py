@@ -31,7 +31,8 @@ from annotate.classify import DEFAULT_MODEL_DIR, load_model
 from annotate.cli import cli
 from annotate.errors import ModelError
 from annotate.labels import LABELS
-from annotate.train import TRUSTED_TYPES, build_pipeline
+from annotate.schemas import Recipe
+from annotate.train import TRUSTED_TYPES, build_ngrams, fit_model
 
 from .conftest import EXAMPLES, ROOT
 
@@ -82,7 +83,7 @@ def with_schema(model_bytes: bytes, edit: Callable[[dict[str, Any]], None]) -> b
 
 
 def hashing_vectorizer_params(schema: dict[str, Any]) -> dict[str, Any]:
-    steps = schema["content"]["content"]["steps"]["content"]
+    steps = schema["content"]["ngrams"]["content"]["content"]["steps"]["content"]
     words = steps[0]["content"][1]
     assert words["__class__"] == "HashingVectorizer"
     params: dict[str, Any] = words["content"]["content"]
@@ -145,7 +146,7 @@ def test_our_pipeline_with_exec_smuggled_in_is_refused(tmp_path: Path) -> None:
     sentence = f"__import__('pathlib').Path({str(marker)!r}).touch()"
     live = skops.io.loads(hostile, trusted=skops.io.get_untrusted_types(data=hostile))
     with pytest.raises(Exception):  # noqa: B017 - exec returns None, which the vectorizer cannot use
-        live.predict_proba([sentence])
+        live["ngrams"].transform([sentence])
     assert marker.exists()
     marker.unlink()
 
@@ -158,7 +159,7 @@ def test_our_pipeline_with_exec_smuggled_in_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("make", "names"),
     [
-        (lambda: build_pipeline().set_params(words__preprocessor=os.system), "posix.system"),
+        (lambda: build_ngrams().set_params(words__preprocessor=os.system), "posix.system"),
         (lambda: __import__("sklearn.preprocessing").preprocessing.FunctionTransformer(np.exp), "numpy.exp (FunctionNode), sklearn.preprocessing._function_transformer.FunctionTransformer"),
         (lambda: __import__("functools").partial(print, "x"), "builtins.print, functools.partial (PartialNode)"),
         (lambda: __import__("operator").attrgetter("__class__"), "operator.attrgetter (OperatorFuncNode)"),
@@ -221,7 +222,7 @@ def test_a_card_for_other_labels_or_schema_is_refused(tmp_path: Path, changes: d
 def test_a_model_that_gives_other_columns_is_refused(tmp_path: Path) -> None:
     texts = [f"sentence {i} about {'funding' if i % 2 else 'rules'} and {'risk' if i % 3 else 'sales'}" for i in range(30)]
     three_labels = np.array([[i % 2, i % 3 == 0, i % 5 == 0] for i in range(30)], dtype=int)
-    folder = model_folder(tmp_path / "model", skops.io.dumps(build_pipeline().fit(texts, three_labels)))
+    folder = model_folder(tmp_path / "model", skops.io.dumps(fit_model(texts, three_labels, recipe=Recipe()).parts()))
     assert refused(folder) == f"{folder / 'model.skops'}: model gives 3 scores per sentence, not 4; retrain it"
 
 
