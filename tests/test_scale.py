@@ -9,7 +9,9 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import distributed
 import orjson
+import pyarrow.parquet
 import pytest
 from click.testing import CliRunner
 
@@ -56,7 +58,6 @@ def articles_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def dask_scheduler() -> Iterator[str]:
     """An existing two-worker cluster, used the way a user points at theirs with --scheduler."""
-    distributed = pytest.importorskip("distributed")
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0") as cluster:
         yield cluster.scheduler_address
 
@@ -120,15 +121,14 @@ def test_many_small_dask_partitions_concatenate_to_the_one_process_output(
 
 
 def test_dask_without_scheduler_starts_a_local_cluster_and_writes_parquet(sentences_file: Path, tmp_path: Path) -> None:
-    pyarrow_parquet = pytest.importorskip("pyarrow.parquet")
     run("classify", "--sentences", str(sentences_file), "-o", str(tmp_path / "one.parquet"))
     run("classify", "--sentences", str(sentences_file), "-o", str(tmp_path / "jobs.parquet"), "-j", "2")
     run("classify", "--sentences", str(sentences_file), "-o", str(tmp_path / "dask"), "--engine", "dask", "-j", "2", "--format", "parquet")
-    one = pyarrow_parquet.read_table(tmp_path / "one.parquet").to_pylist()
+    one = pyarrow.parquet.read_table(tmp_path / "one.parquet").to_pylist()
     assert one[0]["scores"].keys() == {"regulatory_barrier", "financing", "safety_risk", "commercialization"}
-    assert pyarrow_parquet.read_table(tmp_path / "jobs.parquet").to_pylist() == one
+    assert pyarrow.parquet.read_table(tmp_path / "jobs.parquet").to_pylist() == one
     assert [part.name for part in (tmp_path / "dask").iterdir()] == ["part-00000.parquet"]
-    assert pyarrow_parquet.read_table(tmp_path / "dask" / "part-00000.parquet").to_pylist() == one
+    assert pyarrow.parquet.read_table(tmp_path / "dask" / "part-00000.parquet").to_pylist() == one
 
 
 def test_dask_output_folder_is_not_overwritten_without_force(sentences_file: Path, tmp_path: Path) -> None:
