@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ from click.testing import CliRunner
 from annotate._io import line_ranges, read_jsonl_range
 from annotate.classify import load_model
 from annotate.cli import cli
+from annotate.errors import InputError
 from annotate.scale import STREAM_ABOVE_BYTES, classify_on_dask, plan_partitions
 
 from .conftest import EXAMPLES, STARTER
@@ -172,6 +174,39 @@ def test_a_bad_line_in_a_dask_partition_names_the_file_and_its_real_line(sentenc
     )
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == f"Error: {broken}:4001: each line needs a 'text' field with a string"
+
+
+def test_force_removes_the_parts_of_an_earlier_larger_run(sentences_file: Path, dask_scheduler: str, tmp_path: Path) -> None:
+    run("classify", "--sentences", str(sentences_file), "-o", str(tmp_path / "one.jsonl"))
+    out = tmp_path / "out"
+    out.mkdir()
+    for number in range(12):  # an earlier run over a bigger input: more partitions than this one has
+        (out / f"part-{number:05d}.jsonl").write_bytes(b'{"stale": true}\n')
+    (out / "part-00003.parquet").write_bytes(b"stale")
+    (out / "notes.txt").write_text("not ours", encoding="utf-8")
+    run("classify", "--sentences", str(sentences_file), "-o", str(out), "--engine", "dask", "--scheduler", dask_scheduler, "--force")
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "part-00000.jsonl"]
+    assert parts(out) == (tmp_path / "one.jsonl").read_bytes()
+
+
+def test_a_failed_dask_run_leaves_no_parts(sentences_file: Path, dask_scheduler: str, tmp_path: Path) -> None:
+    """One bad line in one of many partitions: the parts the others wrote, and the old ones, are all removed."""
+    broken = tmp_path / "broken.jsonl"
+    lines = sentences_file.read_bytes().splitlines(keepends=True)
+    lines[len(lines) // 2] = b'{"text": 12}\n'
+    broken.write_bytes(b"".join(lines))
+    partitions = plan_partitions([broken], kind="sentences", partition_bytes=200_000)
+    assert len(partitions) >= 10
+    out, digests = tmp_path / "out", tmp_path / "digests"
+    out.mkdir()
+    (out / "part-00000.jsonl").write_bytes(b'{"stale": true}\n')
+    written: list[int] = []
+    with pytest.raises(InputError, match=rf"^{re.escape(str(broken))}:{len(lines) // 2 + 1}: "):
+        classify_on_dask(
+            partitions, model=load_model(), output_dir=out, digest_dir=digests, scheduler=dask_scheduler, on_done=lambda r: written.append(r.number)
+        )
+    assert written, "some partitions were written before the failure was seen"
+    assert list(out.iterdir()) == [] and list(digests.iterdir()) == []
 
 
 # ---------------------------------------------------------------- memory
