@@ -444,7 +444,7 @@ def test_push_interrupted_between_batches_then_completed(studio_server: StudioSe
 
 def test_server_killed_mid_request_then_completed(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
     client = open_client(fault_proxy.url, studio_server.api_key, timeout=20.0, retries=1, backoff=0.2)
-    sentences = make_sentences(20000, prefix="kill")
+    sentences = make_sentences(8000, prefix="kill")
     # The first batch goes through; the server dies while it has the second.
     fault_proxy.add("POST", r"/api/projects/\d+/import$", "forward")
     fault_proxy.add("POST", r"/api/projects/\d+/import$", "hook", hook=studio_server.kill)
@@ -460,7 +460,7 @@ def test_server_killed_mid_request_then_completed(studio_server: StudioServer, f
     before = project.task_number
     assert before in (2000, 4000), f"imports are all or nothing per batch, found {before}"
     report = studio.push(client, sentences, project="killed mid request", batch_size=2000)
-    assert report.tasks_created == 20000 - before
+    assert report.tasks_created == 8000 - before
     assert_exact(studio_server, report.project_id, sentences)
 
 
@@ -790,10 +790,16 @@ def test_full_loop_ingest_push_annotate_pull_train_classify(studio_server: Studi
     assert classified.exit_code == 0, classified.output
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == len(sentences) and all(set(r["labels"]) <= set(LABELS) for r in rows)
-    # Trained on what the annotators settled, the model mostly agrees with them.
+    # Trained on what the annotators settled, the model finds their labels again: per label F1
+    # against the settled labels (a model that tags nothing scores 0 here, however often "no" is right).
     settled = {json.loads(line)["sentence_id"]: json.loads(line) for line in (labels_dir / "studio-v1.jsonl").read_text().splitlines()}
-    agree = sum((label in r["labels"]) == bool(settled[r["sentence_id"]][label]) for r in rows for label in LABELS)
-    assert agree / (len(rows) * len(LABELS)) > 0.75, f"the model agrees on {agree} of {len(rows) * len(LABELS)} sentence-label decisions"
+    f1 = {}
+    for label in LABELS:
+        truth = {sid for sid, row in settled.items() if row[label]}
+        found = {r["sentence_id"] for r in rows if label in r["labels"]}
+        f1[label] = 2 * len(truth & found) / (len(truth) + len(found)) if truth or found else 1.0
+    print(f"full loop: per-label F1 of the retrained model against the settled labels {f1}")
+    assert min(f1.values()) >= 0.8, f"the retrained model misses what the annotators settled: F1 {f1}"
 
     # A second model version reaches the tasks already there, beside the first.
     again = run_cli(["studio", "push", str(sentences_file), "--project", "full loop", "--model", str(model_dir), "--json"], env=env)
