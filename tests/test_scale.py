@@ -20,11 +20,10 @@ from annotate._io import line_ranges, read_jsonl_range
 from annotate.classify import load_model
 from annotate.cli import cli
 from annotate.errors import InputError
-from annotate.scale import STREAM_ABOVE_BYTES, classify_on_dask, plan_partitions
+from annotate.scale import classify_on_dask, plan_partitions
 
 from .conftest import EXAMPLES, STARTER
 
-MiB = 1 << 20
 
 
 @pytest.fixture(scope="module")
@@ -207,53 +206,6 @@ def test_a_failed_dask_run_leaves_no_parts(sentences_file: Path, dask_scheduler:
         )
     assert written, "some partitions were written before the failure was seen"
     assert list(out.iterdir()) == [] and list(digests.iterdir()) == []
-
-
-# ---------------------------------------------------------------- memory
-
-PEAK_RSS = "import resource, subprocess, sys; subprocess.run(sys.argv[1:], check=True); print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)"
-
-
-def peak_rss_mib(*args: str) -> float:
-    """Peak resident memory of ``annotate ARGS`` in its own process (Linux reports KiB)."""
-    command = [sys.executable, "-c", PEAK_RSS, sys.executable, "-m", "annotate", *args, "-q"]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
-    return int(completed.stdout.split()[-1]) / 1024
-
-
-def write_padded(path: Path, rows: list[dict[str, str]], *, copies: int, padding: int) -> None:
-    """Rows repeated ``copies`` times, each with a pass-through field of ``padding`` bytes to make the file big."""
-    filler = "x" * padding
-    with path.open("wb") as handle:
-        for copy in range(copies):
-            for number, row in enumerate(rows):
-                handle.write(orjson.dumps({**row, "id": f"{copy}-{number}", "padding": filler}) + b"\n")
-
-
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="ru_maxrss units and fork costs differ off Linux")
-def test_memory_stays_flat_whatever_the_input_size(tmp_path: Path) -> None:
-    texts = [
-        {"text": "Regulators fined the hospital after its AI triage tool missed a stroke."},
-        {"text": "The start-up raised $40 million in a Series B round led by a health fund."},
-        {"text": "Sales of the imaging software doubled as three provinces signed contracts."},
-    ]
-    # Sentences: the big file is 40x the small one (200 MiB vs 5 MiB) and must not cost 40x the memory.
-    write_padded(tmp_path / "small.jsonl", texts, copies=170, padding=10_000)
-    write_padded(tmp_path / "big.jsonl", texts, copies=6800, padding=10_000)
-    assert (tmp_path / "big.jsonl").stat().st_size > 190 * MiB
-    small = peak_rss_mib("classify", "--sentences", str(tmp_path / "small.jsonl"), "-o", str(tmp_path / "small-out.jsonl"))
-    big = peak_rss_mib("classify", "--sentences", str(tmp_path / "big.jsonl"), "-o", str(tmp_path / "big-out.jsonl"))
-    assert big - small < 120, f"{small:.0f} MiB for 5 MiB of input, {big:.0f} MiB for 200 MiB"
-
-    # Articles: one JSONL archive above the streaming threshold, with per-article digests written alongside.
-    articles = [{"title": f"Article {n}", "text": f"{row['text']} It was reported on day {n}. Shares rose."} for n, row in enumerate(texts)]
-    write_padded(tmp_path / "articles.jsonl", articles, copies=3400, padding=10_000)
-    assert (tmp_path / "articles.jsonl").stat().st_size > STREAM_ABOVE_BYTES
-    big_articles = peak_rss_mib(
-        "classify", str(tmp_path / "articles.jsonl"), "-o", str(tmp_path / "a.jsonl"), "--digest", str(tmp_path / "d.jsonl")
-    )
-    assert big_articles - small < 120, f"{big_articles:.0f} MiB for a 100 MiB article archive"
-    assert len((tmp_path / "d.jsonl").read_bytes().splitlines()) == 3 * 3400
 
 
 # ---------------------------------------------------------------- the quick path for a few articles
