@@ -45,7 +45,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     """Where everything is required, a skip of any kind (a mark, importorskip, a fixture) fails the test."""
     report = yield
     if REQUIRED and report.skipped and not hasattr(report, "wasxfail"):
-        reason = report.longrepr[2] if isinstance(report.longrepr, tuple) else str(report.longrepr)
+        reason = str(report.longrepr[2] if isinstance(report.longrepr, tuple) else report.longrepr).removeprefix("Skipped: ")
         report.outcome = "failed"
         report.longrepr = f"skipped although CI or ANNOTATE_REQUIRE_INTEGRATION requires every test to run: {reason}"
     return report
