@@ -6,6 +6,7 @@ the same behaviour against a real Label Studio.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import httpx
@@ -41,7 +42,7 @@ def client_answering(answers: list[httpx.Response | Exception], *, retries: int 
 def pauses(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     """The waits between attempts, recorded instead of slept."""
     waited: list[float] = []
-    monkeypatch.setattr(studio.time, "sleep", waited.append)
+    monkeypatch.setattr(time, "sleep", waited.append)
     return waited
 
 
