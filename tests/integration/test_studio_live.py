@@ -661,10 +661,17 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     # The model's pre-annotation is offered: its tab (the version, shortened
     # in the middle) and its choices ticked.
     assert version[:8] in text and version[-6:] in text
-    ticked = chromium.evaluate(
-        "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
-    )
-    assert predicted and sorted(label.split("[")[0] for label in ticked) == sorted(predicted)
+    # The boxes are ticked when the prediction is applied, which may come after the first paint.
+    deadline = time.monotonic() + 30
+    while True:
+        ticked = sorted(label.split("[")[0] for label in chromium.evaluate(
+            "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+        ))  # fmt: skip
+        if ticked or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    chromium.screenshot(tmp_path / "labelling-page-ticked.png")
+    assert predicted and ticked == sorted(predicted), f"ticked {ticked}, predicted {predicted} (screenshot: {tmp_path / 'labelling-page-ticked.png'})"
 
 
 # --- the command line ----------------------------------------------------------------------
