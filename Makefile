@@ -1,6 +1,7 @@
 # Set-up and the two everyday jobs. Every target installs what it needs.
 #   make classify   install the toolkit and classify examples/ with the default model
-#   make test       install everything (Label Studio and Chromium included), run all tests and
+#   make test       install everything (Label Studio, PostgreSQL and Chromium included), run all
+#                   tests (a skip is a failure here: everything they need was just installed) and
 #                   write the default recipe's evaluation reports to report/
 PYTHON ?= python3
 VENV ?= .venv
@@ -28,10 +29,12 @@ classify: install
 
 test: install-test
 	bash .ci/install-label-studio
+	bash .ci/install-postgresql
 	bash .ci/install-chromium
-	$(BIN)/python -m pytest -p no:cacheprovider -rs
+	ANNOTATE_REQUIRE_INTEGRATION=1 $(BIN)/python -m pytest -p no:cacheprovider -rs --durations=15
 	$(BIN)/annotate evaluate --force -o report/cross-validation
 	$(BIN)/annotate evaluate --force --test tests/fixtures/heldout.jsonl -o report/heldout
 
 benchmark: install-test
+	$(BIN)/python benchmarks/bench_memory.py --check
 	$(BIN)/python benchmarks/bench_classify.py

@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import itertools
 import multiprocessing
+import shutil
 import sys
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
@@ -345,6 +346,14 @@ def clear_parts(folder: Path) -> None:
                 old.unlink()
 
 
+def _remove_folder(folder: Path, attempts: int = 5) -> None:
+    # A worker may create a file in it while it is being removed; once it is gone, none can.
+    for _ in range(attempts):
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+
+
 def classify_on_dask(
     partitions: Sequence[Partition],
     *,
@@ -378,10 +387,19 @@ def classify_on_dask(
         digest_dir.mkdir(parents=True, exist_ok=True)
         clear_parts(digest_dir)
 
+    # Parts are written to a hidden folder beside each output and moved out once every
+    # partition is done: a task that is still running when another fails cannot be
+    # stopped, and would otherwise leave its part behind after the clean-up.
+    run = uuid.uuid4().hex[:8]
+    staging = {output_dir: output_dir / f".annotate-{run}"}
+    if digest_dir is not None:
+        staging[digest_dir] = digest_dir / f".annotate-{run}"
     cluster = None
-    if scheduler is None:
-        cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0")  # type: ignore[no-untyped-call]
     try:
+        for folder in staging.values():
+            folder.mkdir()
+        if scheduler is None:
+            cluster = LocalCluster(n_workers=workers or 2, threads_per_worker=1, processes=True, dashboard_address=":0")  # type: ignore[no-untyped-call]
         try:
             client = Client(scheduler or cluster, timeout=CONNECT_TIMEOUT)  # type: ignore[no-untyped-call]
         except OSError as e:
@@ -389,15 +407,14 @@ def classify_on_dask(
         with client:
             # Dask workers are single-threaded processes, one per core: one encoder thread each.
             shared_model = client.scatter(model.with_encoder_threads(1), broadcast=True, hash=False)  # type: ignore[no-untyped-call]
-            run = uuid.uuid4().hex[:8]
             futures = [
                 client.submit(
                     run_partition,
                     partition,
                     shared_model,
-                    output_dir=str(output_dir),
+                    output_dir=str(staging[output_dir]),
                     fmt=fmt,
-                    digest_dir=str(digest_dir) if digest_dir else None,
+                    digest_dir=str(staging[digest_dir]) if digest_dir is not None else None,
                     batch_size=batch_size,
                     key=f"annotate-part-{partition.number:05d}-{run}",
                     pure=False,
@@ -406,10 +423,14 @@ def classify_on_dask(
             ]
             results = []
             for future in as_completed(futures):  # type: ignore[no-untyped-call]
-                result = future.result()
+                done = future.result()
+                result = replace(done, output=str(part_path(output_dir, done.number, fmt)))
                 results.append(result)
                 if on_done is not None:
                     on_done(result)
+        for final, folder in staging.items():
+            for part in sorted(folder.iterdir()):
+                part.replace(final / part.name)
     except BaseException:
         # No half-written result set: a failed run leaves no parts behind.
         clear_parts(output_dir)
@@ -417,6 +438,8 @@ def classify_on_dask(
             clear_parts(digest_dir)
         raise
     finally:
+        for folder in staging.values():
+            _remove_folder(folder)
         if cluster is not None:
             cluster.close()
     return sorted(results, key=lambda result: result.number)

@@ -80,18 +80,24 @@ def read_label_config(path: Path = LABEL_CONFIG_PATH) -> str:
     return path.read_text(encoding="utf-8")
 
 
+def _storable(text: str) -> str:
+    # Label Studio on PostgreSQL answers HTTP 500 to a task holding U+0000 (a JSON
+    # column cannot store it); ingest keeps the character, so it is replaced here.
+    return text.replace("\x00", "\ufffd")
+
+
 def task_data(sentence: Sentence) -> dict[str, Any]:
-    """The ``data`` of a Label Studio task for one sentence."""
+    """The ``data`` of a Label Studio task for one sentence (NUL characters shown as U+FFFD)."""
     return {
-        "text": sentence.text,
-        "title": sentence.title,
-        "prev": sentence.prev,
-        "next": sentence.next,
+        "text": _storable(sentence.text),
+        "title": _storable(sentence.title),
+        "prev": _storable(sentence.prev),
+        "next": _storable(sentence.next),
         "sentence_id": sentence.sentence_id,
         "article_id": sentence.article_id,
         "paragraph": sentence.paragraph,
         "lang": sentence.lang,
-        "source": sentence.source,
+        "source": _storable(sentence.source),
     }
 
 
@@ -467,12 +473,11 @@ def existing_tasks(client: StudioClient, project_id: int, *, model_versions: boo
 
 
 def _model_versions(value: Any) -> frozenset[str]:
-    # SQLite concatenates with commas, PostgreSQL returns a list.
+    # One string whatever the database: Label Studio joins the versions with "," on
+    # SQLite and with ", " on PostgreSQL (and cuts the string at 500 characters).
     if not value:
         return frozenset()
-    if isinstance(value, str):
-        return frozenset(v.strip() for v in value.split(",") if v.strip())
-    return frozenset(str(v) for v in value if v)
+    return frozenset(v.strip() for v in str(value).split(",") if v.strip())
 
 
 def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str, batch_size: int) -> list[dict[str, Any]]:

@@ -61,7 +61,11 @@ def start_writer(target: Path) -> subprocess.Popen[str]:
     writer = subprocess.Popen([sys.executable, "-c", ENDLESS_WRITER, str(target)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
     assert writer.stdout is not None
     assert writer.stdout.readline() == "writing\n"
-    time.sleep(0.3)  # some megabytes more
+    # Interrupted with some megabytes written, whatever the machine's speed.
+    deadline = time.monotonic() + 60
+    while not any(leftover.stat().st_size > 3_000_000 for leftover in temporaries(target)):
+        assert writer.poll() is None and time.monotonic() < deadline, "the writer stopped before writing 3 MB"
+        time.sleep(0.01)
     return writer
 
 

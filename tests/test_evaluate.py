@@ -42,19 +42,26 @@ def evaluation(rows):
     return cross_validated_evaluation(rows, rules=load_rules())
 
 
-def test_cross_validation_matches_what_train_reports(rows, evaluation) -> None:
-    assert evaluation.metrics == cross_validate(rows)[0]
+@pytest.fixture(scope="module")
+def train_metrics(rows):
+    """What ``annotate train`` reports on the same rows: computed by train.py, not by the evaluation."""
+    return cross_validate(rows)[0]
+
+
+def test_cross_validation_matches_what_train_reports(rows, evaluation, train_metrics) -> None:
+    assert evaluation.metrics == train_metrics
     assert evaluation.mode == "cross-validation"
     assert evaluation.targets.shape == evaluation.scores.shape == (len(rows), len(LABELS))
 
 
-def test_learning_curve_points(evaluation, rows) -> None:
+def test_learning_curve_points(evaluation, rows, train_metrics) -> None:
     curve = evaluation.learning_curve
     assert [p.fraction for p in curve] == [0.25, 0.5, 0.75, 1.0]
     sizes = [p.sentences for p in curve]
     assert sizes == sorted(sizes) and sizes[0] < sizes[-1] < len(rows)
-    assert curve[-1].macro_f1 == evaluation.metrics["macro"]["f1"]
-    assert curve[-1].micro_f1 == evaluation.metrics["micro"]["f1"]
+    # The whole share is the recipe ``annotate train`` cross-validates; the smaller shares are other models.
+    assert (curve[-1].macro_f1, curve[-1].micro_f1) == (train_metrics["macro"]["f1"], train_metrics["micro"]["f1"])
+    assert curve[0].macro_f1 != curve[-1].macro_f1, f"a quarter of the articles scores as all of them: {curve}"
 
 
 def test_baseline_is_the_rules_scored_on_the_same_sentences(rows, evaluation) -> None:

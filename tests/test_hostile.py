@@ -25,9 +25,11 @@ import sys
 import tempfile
 import zipfile
 from collections.abc import Iterator
+from html import escape
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
@@ -35,28 +37,34 @@ from hypothesis import strategies as st
 
 from annotate.dataset import labeled_from_export
 from annotate.errors import InputError
-from annotate.ingest import article_from_html, article_from_record, article_from_text, decode, read_articles
+from annotate.ingest import BINARY_SIGNATURES, article_from_html, article_from_record, article_from_text, decode, read_articles
 from annotate.labels import LABELS
 from annotate.schemas import Article
 from annotate.segment import EN_WINDOW_CHARS, segment
 
-from .conftest import HYPOTHESIS_EXAMPLES, ROOT
+from .conftest import HYPOTHESIS_EXAMPLES, HYPOTHESIS_REFUSED, ROOT
 
+# derandomize: every run tries the same cases, so a failure in CI is a failure on any machine
+# (the example database is off for the same reason); "thorough" hunts with fresh random cases.
 settings.register_profile(
     "hostile",
     max_examples=400,
+    derandomize=True,
+    database=None,
     deadline=None,  # the first example pays for imports; hangs are caught by the timeout marks
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.function_scoped_fixture],
 )
-settings.register_profile("thorough", settings.get_profile("hostile"), max_examples=3000)
+settings.register_profile("thorough", settings.get_profile("hostile"), max_examples=3000, derandomize=False)
 HOSTILE = settings.get_profile(os.environ.get("ANNOTATE_HOSTILE_PROFILE", "hostile"))
 pytestmark = pytest.mark.timeout(300)
 
 WHITESPACE = re.compile(r"\s+")
 
 
-def tried(name: str) -> None:
+def tried(name: str, *, refused: bool = False) -> None:
     HYPOTHESIS_EXAMPLES[f"test_hostile.py::{name}"] += 1
+    if refused:
+        HYPOTHESIS_REFUSED[f"test_hostile.py::{name}"] += 1
 
 
 # --- strategies -------------------------------------------------------------------------
@@ -110,27 +118,95 @@ def read_file_bytes(scratch: Path, data: bytes, suffix: str) -> list[Article]:
         return []
 
 
+# --- what the readers must accept ---------------------------------------------------------
+# Each property test below may see a refusal only where these say the input is bad: a reader
+# that refused everything would fail them.
+
+REFUSALS = re.compile(
+    r"^(binary file, not text( \(.+ data\))?|not valid UTF-16 \(.+\)|cannot detect the text encoding; save the file as UTF-8"
+    r"|empty file: no text to read|no article text found in the HTML page)$"
+)
+
+
+def plain_text(data: bytes) -> str | None:
+    """The text ``decode`` must return for bytes that are plainly text; None where it may refuse."""
+    if data.startswith(tuple(BINARY_SIGNATURES)):
+        return None
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        try:
+            return data.decode("utf-16")
+        except UnicodeDecodeError:
+            return None
+    if b"\x00" in data[:8192]:
+        return None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return None  # other encodings are guessed, and a guess may fail
+
+
+def record_problem(record: Any) -> bool:
+    """True where ``article_from_record`` must refuse the row (the rules the README gives)."""
+    if not isinstance(record, dict):
+        return True
+    for field in ("id", "title", "url", "date", "text"):
+        value = record.get(field)
+        if value is None or isinstance(value, str):
+            continue
+        if field == "id" and isinstance(value, int) and not isinstance(value, bool):
+            continue
+        return True
+    return not isinstance(record.get("text"), str) or not record["text"].strip()
+
+
+def jsonl_problem_line(lines: list[str]) -> int | None:
+    """The first line of a JSONL file that must be refused, or None for a file that must be read."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = orjson.loads(line)  # the parser's own verdict on the JSON itself (NaN, lone surrogates)
+        except orjson.JSONDecodeError:
+            return number
+        if record_problem(record):
+            return number
+    return None
+
+
 # --- property tests -----------------------------------------------------------------------
 
 
 @HOSTILE
-@given(st.one_of(st.binary(max_size=3000), st.tuples(st.sampled_from([b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", b"%PDF-"]), st.binary(max_size=500)).map(b"".join)))
+@given(
+    st.one_of(
+        st.binary(max_size=3000),
+        st.tuples(st.sampled_from([b"\xff\xfe", b"\xfe\xff", b"\xef\xbb\xbf", b"\x1f\x8b", b"PK\x03\x04", b"%PDF-"]), st.binary(max_size=500)).map(b"".join),
+        st.tuples(st.sampled_from(["utf-8", "utf-8-sig", "utf-16"]), any_text).map(lambda pair: pair[1].encode(pair[0], errors="replace")),
+    )
+)
 def test_decode_returns_text_or_refuses(data: bytes) -> None:
-    tried("test_decode_returns_text_or_refuses")
+    expected = plain_text(data)
     try:
         text = decode(data, name="x.txt")
     except InputError as e:
-        assert str(e).startswith("x.txt: ")
+        tried("test_decode_returns_text_or_refuses", refused=True)
+        assert expected is None, f"plain text refused: {e}"
+        assert str(e).startswith("x.txt: ") and REFUSALS.match(str(e).removeprefix("x.txt: ")), str(e)
     else:
+        tried("test_decode_returns_text_or_refuses")
         assert isinstance(text, str)
+        if expected is not None:
+            assert text == expected
 
 
 @HOSTILE
 @given(any_text, st.sampled_from(["utf-8", "utf-8-sig", "gb18030", "big5", "utf-16", "cp1252"]), st.sampled_from([".txt", ".md", ".html"]))
 def test_text_files_in_any_encoding_give_articles_or_one_error(scratch: Path, text: str, encoding: str, suffix: str) -> None:
-    tried("test_text_files_in_any_encoding_give_articles_or_one_error")
     data = text.encode(encoding, errors="replace")
-    for article in read_file_bytes(scratch, data, suffix):
+    articles = read_file_bytes(scratch, data, suffix)
+    tried("test_text_files_in_any_encoding_give_articles_or_one_error", refused=not articles)
+    readable = plain_text(data)
+    if readable is not None and readable.strip() and suffix != ".html":
+        assert len(articles) == 1, f"a plain {suffix} file in {encoding} was refused"
+    for article in articles:
         check_sentences(article)
 
 
@@ -141,26 +217,34 @@ def test_segmentation_invariants(text: str, title: str | None) -> None:
     check_sentences(article_from_text(text, source="x.txt", title=title))
 
 
+# Rows as an export would have them, beside the random ones, so that good files are common too.
+good_rows = st.fixed_dictionaries(
+    {"text": any_text.filter(str.strip)}, optional={"id": st.one_of(st.text(max_size=10), st.integers()), "title": any_text, "url": st.text(max_size=30), "other": json_values}
+)
+
+
 @HOSTILE
-@given(st.lists(st.one_of(json_values, st.dictionaries(st.sampled_from(["id", "title", "url", "date", "text", "other"]), st.one_of(json_values, any_text), max_size=5)), max_size=6))
+@given(st.lists(st.one_of(json_values, st.dictionaries(st.sampled_from(["id", "title", "url", "date", "text", "other"]), st.one_of(json_values, any_text), max_size=5), good_rows, good_rows), max_size=6))
 def test_jsonl_rows_give_articles_or_an_error_with_the_line(scratch: Path, rows: list[Any]) -> None:
-    tried("test_jsonl_rows_give_articles_or_an_error_with_the_line")
     lines = [json.dumps(row) for row in rows]
-    data = "\n".join(lines).encode()
     path = scratch / "input.jsonl"
-    path.write_bytes(data)
+    path.write_bytes("\n".join(lines).encode())
+    bad_line = jsonl_problem_line(lines)
     try:
         articles = list(read_articles([path]))
     except InputError as e:
+        tried("test_jsonl_rows_give_articles_or_an_error_with_the_line", refused=True)
         message = str(e)
         assert "\n" not in message
-        if message != f"{path}: empty file: no text to read":
-            line = int(message.split(":")[1])
-            assert 1 <= line <= len(lines)
-            # json.dumps writes NaN and Infinity, which are not JSON.
-            assert not isinstance(rows[line - 1], dict) or "must be a string" in message or "'text'" in message or "not valid JSON" in message
+        if not lines:
+            assert message == f"{path}: empty file: no text to read"
+        else:
+            assert bad_line is not None, f"a good file was refused: {message}"
+            assert message.startswith(f"{path}:{bad_line}: "), f"expected the error on line {bad_line}: {message}"
     else:
-        assert len(articles) == sum(1 for line in lines if line.strip())
+        tried("test_jsonl_rows_give_articles_or_an_error_with_the_line")
+        assert lines and bad_line is None, f"line {bad_line} should have been refused"
+        assert len(articles) == len(lines)
         for article in articles:
             check_sentences(article)
 
@@ -168,37 +252,84 @@ def test_jsonl_rows_give_articles_or_an_error_with_the_line(scratch: Path, rows:
 @HOSTILE
 @given(st.lists(st.lists(any_text, min_size=1, max_size=4), min_size=1, max_size=5), st.booleans())
 def test_csv_rows_give_articles_or_an_error(scratch: Path, rows: list[list[str]], with_text_header: bool) -> None:
-    tried("test_csv_rows_give_articles_or_an_error")
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["id", "text", "title"][: len(rows[0])] if with_text_header else [f"c{i}" for i in range(len(rows[0]))])
     writer.writerows(rows)
-    for article in read_file_bytes(scratch, buffer.getvalue().encode("utf-8", errors="replace"), ".csv"):
+    articles = read_file_bytes(scratch, buffer.getvalue().encode("utf-8", errors="replace"), ".csv")
+    tried("test_csv_rows_give_articles_or_an_error", refused=not articles)
+    for article in articles:
         check_sentences(article)
 
 
+readable_text = st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=200)
+
+
 @HOSTILE
-@given(st.dictionaries(st.sampled_from(["id", "title", "url", "date", "text", "extra"]), st.one_of(json_values, any_text), max_size=6))
+@given(st.integers(min_value=2, max_value=3), st.lists(st.tuples(st.text(max_size=20), readable_text.filter(str.strip), st.text(max_size=40)), min_size=1, max_size=6))
+def test_well_formed_csv_gives_one_article_per_row(scratch: Path, width: int, rows: list[tuple[str, str, str]]) -> None:
+    tried("test_well_formed_csv_gives_one_article_per_row")
+    rows = [(identifier.replace("\x00", ""), text, title.replace("\x00", "")) for identifier, text, title in rows]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["id", "text", "title"][:width])
+    writer.writerows(row[:width] for row in rows)
+    path = scratch / "input.csv"
+    path.write_bytes(buffer.getvalue().encode("utf-8", errors="replace"))
+    articles = list(read_articles([path]))
+    assert len(articles) == len(rows)
+    if width == 3:
+        assert [a.title for a in articles] == [title.encode("utf-8", errors="replace").decode() for _, _, title in rows]
+
+
+@HOSTILE
+@given(st.one_of(st.dictionaries(st.sampled_from(["id", "title", "url", "date", "text", "extra"]), st.one_of(json_values, any_text), max_size=6), good_rows))
 def test_article_from_record_accepts_or_names_the_line(record: dict[str, Any]) -> None:
-    tried("test_article_from_record_accepts_or_names_the_line")
     try:
         article = article_from_record(record, source="rows.jsonl", line=7)
     except InputError as e:
+        tried("test_article_from_record_accepts_or_names_the_line", refused=True)
+        assert record_problem(record), f"a good record was refused: {e}"
         assert str(e).startswith("rows.jsonl:7: ")
     else:
+        tried("test_article_from_record_accepts_or_names_the_line")
+        assert not record_problem(record), "a bad record was accepted"
         check_sentences(article)
 
 
 @settings(HOSTILE, max_examples=min(HOSTILE.max_examples, 60))
 @given(st.one_of(any_text, st.lists(st.sampled_from(["<p>", "</p>", "<script>", "</script>", "<div>", "<html>", "<body>", "&amp;", "<!--", "-->", "<?xml version='1.0' encoding='utf-8'?>", "<br/>", "text", "Dr. Li said so.", "\x00"]), max_size=30).map("".join)))
 def test_html_gives_an_article_or_one_error(html: str) -> None:
-    tried("test_html_gives_an_article_or_one_error")
     try:
         article = article_from_html(html, source="page.html")
     except InputError as e:
+        tried("test_html_gives_an_article_or_one_error", refused=True)
         assert str(e) == "page.html: no article text found in the HTML page"
     else:
+        tried("test_html_gives_an_article_or_one_error")
         check_sentences(article)
+
+
+NEWS_PARAGRAPHS = [
+    "The National Medical Products Administration said hospitals may use the imaging software only for assessments, not for decisions.",
+    "Shares of the start-up fell by a third after it raised 2.96 billion yuan in its listing on the Shanghai exchange two years ago.",
+    "Doctors at three hospitals reported that the chatbot invented dosages and gave advice that could have endangered patients.",
+    "The vendor said forty hospitals in five provinces now pay a yearly subscription for the triage tool and its updates.",
+    "国家医保局表示，人工智能辅助诊断暂不单独设立收费项目，医院无法就此向患者收取费用。",
+    "该公司在去年的融资中获得了三亿元人民币，投资方包括多家医疗产业基金和地方政府引导基金。",
+]
+
+
+@settings(HOSTILE, max_examples=min(HOSTILE.max_examples, 40))
+@given(st.lists(st.sampled_from(NEWS_PARAGRAPHS), min_size=3, max_size=8, unique=True), st.sampled_from(["", "<nav><a href='/'>Home</a> | <a href='/news'>News</a></nav>"]))
+def test_an_article_page_gives_its_paragraphs(paragraphs: list[str], furniture: str) -> None:
+    tried("test_an_article_page_gives_its_paragraphs")
+    body = "".join(f"<p>{escape(paragraph)}</p>" for paragraph in paragraphs)
+    html = f"<html><head><title>Health AI news</title></head><body>{furniture}<article><h1>Health AI news</h1>{body}</article><footer>Subscribe now</footer></body></html>"
+    article = article_from_html(html, source="page.html")
+    for paragraph in paragraphs:
+        assert paragraph in article.text
+    check_sentences(article)
 
 
 choice_values = st.one_of(st.sampled_from(LABELS), json_values)
@@ -226,24 +357,48 @@ tasks = st.one_of(
 @HOSTILE
 @given(st.one_of(json_values, st.lists(tasks, max_size=5)))
 def test_export_import_gives_rows_or_an_input_error(payload: Any) -> None:
-    tried("test_export_import_gives_rows_or_an_input_error")
     try:
         rows, counts = labeled_from_export(payload, origin="export.json")
     except InputError as e:
+        tried("test_export_import_gives_rows_or_an_input_error", refused=True)
         assert str(e).startswith("export.json") and "\n" not in str(e)
     else:
+        tried("test_export_import_gives_rows_or_an_input_error")
         assert counts["tasks"] == len(payload)
         assert len({row.sentence_id for row in rows}) == len(rows)
         assert all(set(row.labels) <= set(LABELS) for row in rows)
 
 
+@HOSTILE
+@given(st.lists(st.tuples(readable_text.filter(str.strip), st.lists(st.sampled_from(LABELS), unique=True), st.booleans()), max_size=6, unique_by=lambda task: task[0]))
+def test_a_well_formed_export_gives_each_annotated_sentence_its_labels(tasks: list[tuple[str, list[str], bool]]) -> None:
+    """Tasks as Label Studio exports them, one annotation each (or none): every annotated sentence comes back with its choices."""
+    tried("test_a_well_formed_export_gives_each_annotated_sentence_its_labels")
+    payload = [
+        {
+            "id": number,
+            "data": {"text": text, "sentence_id": f"s{number}"},
+            "annotations": [{"completed_by": 1, "result": [{"type": "choices", "value": {"choices": labels}}]}] if annotated else [],
+        }
+        for number, (text, labels, annotated) in enumerate(tasks, start=1)
+    ]
+    rows, counts = labeled_from_export(payload, origin="export.json")
+    expected = {f"s{number}": sorted(labels) for number, (_, labels, annotated) in enumerate(tasks, start=1) if annotated}
+    assert {row.sentence_id: sorted(row.labels) for row in rows} == expected
+    assert counts["without_annotations"] == len(tasks) - len(expected)
+
+
 @settings(HOSTILE, max_examples=min(HOSTILE.max_examples, 60))
 @given(any_text)
 def test_classify_cli_on_arbitrary_text(scratch: Path, text: str) -> None:
-    tried("test_classify_cli_on_arbitrary_text")
     path = scratch / "article.txt"
-    path.write_bytes(text.encode("utf-8"))
+    data = text.encode("utf-8")
+    path.write_bytes(data)
     result = CliRunner().invoke(cli_group(), ["classify", str(path)])
+    tried("test_classify_cli_on_arbitrary_text", refused=result.exit_code != 0)
+    readable = plain_text(data)
+    if readable is not None and readable.strip():
+        assert result.exit_code == 0, f"plain text refused: {result.output}"
     if result.exit_code == 2:
         assert result.stderr.count("\n") == 1 and result.stderr.startswith(f"Error: {path}: ")
     else:
@@ -460,16 +615,6 @@ def test_a_file_name_with_control_characters_stays_on_one_line(tmp_path: Path) -
 
 # --- 50 MB on one line ------------------------------------------------------------------------
 
-MEASURE = """
-import resource, sys
-from annotate.cli import cli
-try:
-    cli(sys.argv[1:], prog_name="annotate")
-finally:
-    print(f"maxrss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024}", file=sys.stderr)
-"""
-
-
 def write_one_line(path: Path, unit: str, size: int) -> None:
     with path.open("w", encoding="utf-8") as handle:
         written = 0
@@ -490,22 +635,19 @@ def write_one_line(path: Path, unit: str, size: int) -> None:
     ],
     ids=["english-50mb-no-sentence-end", "chinese-50mb-no-sentence-end", "english-10mb-many-sentences"],
 )
-def test_a_huge_single_line_finishes_in_bounded_time_and_memory(tmp_path: Path, unit: str, size: int, expected: range) -> None:
+def test_a_huge_single_line_is_split_in_bounded_time(tmp_path: Path, unit: str, size: int, expected: range) -> None:
     source = tmp_path / "huge.txt"
     write_one_line(source, unit, size)
     out = tmp_path / "out.jsonl"
     result = subprocess.run(
-        [sys.executable, "-c", MEASURE, "ingest", str(source), "-o", str(out), "--quiet"],
+        [sys.executable, "-m", "annotate", "ingest", str(source), "-o", str(out), "--quiet"],
         capture_output=True, text=True, cwd=ROOT, timeout=540, check=False,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    peak = int(result.stderr.rsplit("maxrss_mb=", 1)[1])
     with out.open("rb") as handle:
         lengths = [len(json.loads(line)["text"]) for line in handle]
-    print(f"{size // 1_000_000} MB line {unit[:20]!r}...: {len(lengths)} sentences, peak {peak} MB")
     assert len(lengths) in expected
     assert max(lengths) <= EN_WINDOW_CHARS or len(lengths) == 1
-    assert peak < 2000
 
 
 @pytest.mark.timeout(120)  # quadratic merging took over 300 s on this input; linear takes a few seconds

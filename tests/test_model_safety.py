@@ -15,7 +15,6 @@ import pickle
 import shutil
 import subprocess
 import sys
-import time
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -265,7 +264,7 @@ def test_a_model_that_unpacks_to_too_much_is_refused(tmp_path: Path, monkeypatch
     assert refused(folder) == f"{folder / 'model.skops'}: model unpacks to more than 1 MB; refusing it"
 
 
-# --- our own models load, and stay small and quick --------------------------------------
+# --- our own models load, and stay small ------------------------------------------------
 
 
 def test_a_freshly_trained_model_holds_only_allowed_types(small_model: Path) -> None:
@@ -275,17 +274,10 @@ def test_a_freshly_trained_model_holds_only_allowed_types(small_model: Path) -> 
     assert card["trusted_types"] == TRUSTED_TYPES
 
 
-def test_the_default_model_is_small_and_loads_quickly() -> None:
+def test_the_default_model_file_is_small() -> None:
+    """How quickly it loads is measured in benchmarks/bench_memory.py."""
     size = (DEFAULT_MODEL_DIR / default_model_file()).stat().st_size
-    load_model()  # imports scikit-learn and skops once
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        load_model()
-        timings.append(time.perf_counter() - started)
-    print(f"models/default: {size / 1e6:.1f} MB, load_model {min(timings) * 1000:.0f} ms (best of 3, after imports)")
-    assert size < 50_000_000
-    assert min(timings) < 1.0
+    assert size < 50_000_000, f"models/default: {size / 1e6:.1f} MB"
 
 
 # --- through the command line -------------------------------------------------------------

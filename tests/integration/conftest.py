@@ -1,14 +1,21 @@
-"""A real Label Studio for the integration tests, plus the tools to misbehave around it.
+"""Real services for the integration tests, plus the tools to misbehave around them.
 
 ``studio_server`` (session scope) starts ``label-studio`` from its own virtual
 environment (``.ci/install-label-studio``; ``ANNOTATE_LS_VENV`` overrides where)
-on 127.0.0.1 with a fresh data dir, an admin user and a legacy token. Locally
-the tests skip, with the reason, when that venv is missing; with ``CI=true``
-a missing venv or a server that does not start fails them. The server's log
-is printed under every failing test that used it.
+on 127.0.0.1 with a fresh data dir, an admin user and a legacy token, once on
+each database Label Studio supports in production use: SQLite and PostgreSQL.
+Every test that uses it runs against both (``test_x[sqlite]``,
+``test_x[postgresql]``). ``postgres`` is Debian's PostgreSQL
+(``.ci/install-postgresql``; ``ANNOTATE_PG_BIN`` overrides where its programs
+are), started on a free port with its own data folder as an unprivileged user.
 
-``fault_proxy`` is a TCP proxy on 127.0.0.1 that answers HTTP 500, delays or
-drops chosen requests; ``chromium`` drives Debian's headless Chromium through
+Locally the tests skip, with the reason, when a service is not installed;
+where everything is required (CI, ``make test``; see ``tests/conftest.py``)
+that fails them. The server's log is printed under every failing test that used it.
+
+``fault_proxy`` is a TCP proxy on 127.0.0.1 that answers HTTP 500, holds,
+drops, rewrites chosen requests or runs a hook while the server has them;
+``chromium`` drives Debian's headless Chromium through
 ``--remote-debugging-pipe`` (no websocket client needed).
 """
 
@@ -18,6 +25,7 @@ import base64
 import contextlib
 import json
 import os
+import pwd
 import re
 import secrets
 import select
@@ -25,9 +33,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,10 +44,18 @@ from typing import Any
 import httpx
 import pytest
 
+from ..conftest import missing
+
 LS_VENV = Path(os.environ.get("ANNOTATE_LS_VENV") or Path.home() / ".cache" / "annotate" / "label-studio-venv")
 CHROMIUM = Path(os.environ.get("ANNOTATE_CHROMIUM", "/usr/bin/chromium"))
-IN_CI = os.environ.get("CI") == "true"
-START_TIMEOUT = 180.0
+START_TIMEOUT = 240.0  # PostgreSQL's first start runs every migration: about a minute here, more on a busy machine
+# The first test on each backend also waits for its servers to start.
+INTEGRATION_TIMEOUT = 480
+BACKENDS = ("sqlite", "postgresql")
+# Access tokens the SDK gets for a Personal Access Token expire this fast (see studio_settings/).
+ACCESS_TOKEN_SECONDS = 5
+TOKEN_LEEWAY_SECONDS = 2
+SETTINGS_DIR = Path(__file__).resolve().parent / "studio_settings"
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -53,22 +70,201 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if here in Path(str(item.fspath)).parents:
             item.add_marker(pytest.mark.integration)
-
-
-def _missing(what: str) -> None:
-    """Skip locally, fail in CI: a missing dependency there is a broken set-up."""
-    if IN_CI:
-        pytest.fail(what, pytrace=False)
-    pytest.skip(what)
+            if item.get_closest_marker("timeout") is None:
+                item.add_marker(pytest.mark.timeout(INTEGRATION_TIMEOUT))
 
 
 def free_port() -> int:
+    """A port nobody listens on now; a server started on it must still check it got it."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-# --- the server ------------------------------------------------------------------------
+@contextlib.contextmanager
+def closed_port() -> Iterator[int]:
+    """A port that refuses connections for as long as the block lasts: bound by us, never listened on."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        yield int(sock.getsockname()[1])
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class PortTaken(RuntimeError):
+    """Another process took the port between our choosing it and the server binding it."""
+
+
+def _start_on_a_free_port(start: Callable[[], None], choose: Callable[[], None], attempts: int = 3) -> None:
+    for attempt in range(attempts):
+        try:
+            start()
+            return
+        except PortTaken:
+            if attempt == attempts - 1:
+                raise
+            choose()
+
+
+def _stop_process_group(process: subprocess.Popen[bytes] | None, sig: int, grace: float) -> None:
+    if process is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, sig)
+    try:
+        process.wait(grace)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(10)
+
+
+# --- PostgreSQL ------------------------------------------------------------------------
+
+
+def postgres_bin() -> Path | None:
+    """The folder with Debian's PostgreSQL programs (the newest version installed), or ``ANNOTATE_PG_BIN``."""
+    if os.environ.get("ANNOTATE_PG_BIN"):
+        return Path(os.environ["ANNOTATE_PG_BIN"])
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/postgres"), key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    return found[-1].parent if found else None
+
+
+def server_account() -> pwd.struct_passwd:
+    """Who runs the database server: PostgreSQL refuses to run as root, so root hands it to ``postgres``."""
+    if os.geteuid() != 0:
+        return pwd.getpwuid(os.geteuid())
+    try:
+        return pwd.getpwnam("postgres")
+    except KeyError:
+        missing("there is no 'postgres' user to run PostgreSQL as (it refuses root): run .ci/install-postgresql")
+        raise
+
+
+@dataclass
+class PostgresServer:
+    """One ``postgres`` process with its own data folder, listening on 127.0.0.1 only (no Unix socket)."""
+
+    bin_dir: Path
+    account: pwd.struct_passwd
+    root: Path
+    port: int = field(default_factory=free_port)
+    user: str = "annotate"
+    password: str = field(default_factory=lambda: secrets.token_hex(12))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def log_path(self) -> Path:
+        return self.root / "postgres.log"
+
+    def _as_account(self) -> dict[str, Any]:
+        return {"user": self.account.pw_uid, "group": self.account.pw_gid, "extra_groups": [], "cwd": self.root} if os.geteuid() == 0 else {"cwd": self.root}
+
+    def init(self) -> None:
+        os.chown(self.root, self.account.pw_uid, self.account.pw_gid)
+        password_file = self.root / "password"
+        password_file.write_text(self.password + "\n", encoding="utf-8")
+        os.chown(password_file, self.account.pw_uid, self.account.pw_gid)
+        password_file.chmod(0o600)
+        subprocess.run(
+            [str(self.bin_dir / "initdb"), "-D", str(self.root / "data"), "-U", self.user, f"--pwfile={password_file}",
+             "--auth=scram-sha-256", "--encoding=UTF8", "--locale=C.UTF-8", "--no-sync"],
+            check=True, capture_output=True, timeout=120, **self._as_account(),
+        )  # fmt: skip
+        password_file.unlink()
+
+    def start(self, timeout: float = 60.0) -> None:
+        # A throw-away database: durability settings off make Label Studio's migrations several times faster.
+        command = [
+            str(self.bin_dir / "postgres"), "-D", str(self.root / "data"), "-p", str(self.port), "-h", "127.0.0.1", "-k", "",
+            "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+        ]  # fmt: skip
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, **self._as_account()
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                log_text = self.log_tail()
+                self.process = None
+                if "could not bind" in log_text or "Address already in use" in log_text:
+                    raise PortTaken(log_text)
+                raise RuntimeError(f"postgres exited before accepting connections\n{log_text}")
+            ready = subprocess.run([str(self.bin_dir / "pg_isready"), "-h", "127.0.0.1", "-p", str(self.port), "-q"], check=False, timeout=30)
+            if ready.returncode == 0:
+                self.sql("SELECT 1")  # ours, with our password: not another server on a port taken since
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"postgres did not accept connections within {timeout:.0f} s\n{self.log_tail()}")
+
+    def sql(self, statement: str, database: str = "postgres") -> str:
+        answer = subprocess.run(
+            [str(self.bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", database, "-v", "ON_ERROR_STOP=1",
+             "-At", "-c", statement],
+            env={**os.environ, "PGPASSWORD": self.password, "PGCONNECT_TIMEOUT": "10"}, capture_output=True, text=True, timeout=60, check=False,
+        )  # fmt: skip
+        if answer.returncode != 0:
+            raise RuntimeError(f"psql {statement!r}: {answer.stderr.strip()}")
+        return answer.stdout.strip()
+
+    def create_database(self, name: str) -> dict[str, str]:
+        """A new empty database; returns the settings that point Label Studio at it."""
+        self.sql(f'CREATE DATABASE "{name}"')
+        return {
+            "DJANGO_DB": "default",
+            "POSTGRE_NAME": name,
+            "POSTGRE_USER": self.user,
+            "POSTGRE_PASSWORD": self.password,
+            "POSTGRE_HOST": "127.0.0.1",
+            "POSTGRE_PORT": str(self.port),
+        }
+
+    def stop(self) -> None:
+        """A fast shutdown (SIGINT: roll back open transactions, then exit)."""
+        _stop_process_group(self.process, signal.SIGINT, 30.0)
+        self.process = None
+
+    def log_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """A running PostgreSQL, started once for the session when the first test on that backend needs it."""
+    bin_dir = postgres_bin()
+    if bin_dir is None or not (bin_dir / "postgres").exists():
+        missing("PostgreSQL is not installed (no /usr/lib/postgresql/*/bin/postgres): run .ci/install-postgresql (or set ANNOTATE_PG_BIN)")
+        raise AssertionError("unreachable")
+    # Not under pytest's temporary folder: that is private to the user running the tests.
+    root = Path(tempfile.mkdtemp(prefix="annotate-postgres-"))
+    server = PostgresServer(bin_dir=bin_dir, account=server_account(), root=root)
+    try:
+        server.init()
+        _start_on_a_free_port(server.start, lambda: setattr(server, "port", free_port()))
+    except (RuntimeError, subprocess.SubprocessError) as e:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+        pytest.fail(f"PostgreSQL did not start: {e}", pytrace=False)
+    try:
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+# --- Label Studio -------------------------------------------------------------------------
 
 
 @dataclass
@@ -81,16 +277,19 @@ class Annotator:
 
 @dataclass
 class StudioServer:
-    """One ``label-studio start`` process; ``stop``/``kill``/``restart`` keep data dir and port."""
+    """One ``label-studio start`` process; ``stop``/``kill``/``restart`` keep data dir, database and port."""
 
     venv: Path
     data_dir: Path
     log_path: Path
+    backend: str = "sqlite"
+    database: dict[str, str] = field(default_factory=dict)  # Label Studio's settings for PostgreSQL
     port: int = field(default_factory=free_port)
     email: str = "admin@annotate.test"
     password: str = field(default_factory=lambda: "Pw-" + secrets.token_hex(8))
     api_key: str = field(default_factory=lambda: secrets.token_hex(20))
     process: subprocess.Popen[bytes] | None = None
+    _log_start: int = 0
     _pat: str | None = None
     _annotators: dict[str, Annotator] = field(default_factory=dict)
 
@@ -98,9 +297,11 @@ class StudioServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = START_TIMEOUT) -> None:
+    def environment(self) -> dict[str, str]:
         env = {
-            k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "DJANGO_")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith(("LABEL_STUDIO_", "DJANGO_", "POSTGRE_", "PG")) and k not in ("PYTHONPATH", "VIRTUAL_ENV")
         }
         env.update(
             LABEL_STUDIO_BASE_DATA_DIR=str(self.data_dir),
@@ -110,18 +311,40 @@ class StudioServer:
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
         )
+        env.update(self.database)
+        env.update(
+            PYTHONPATH=str(SETTINGS_DIR),
+            DJANGO_SETTINGS_MODULE="annotate_studio_settings",
+            ANNOTATE_TEST_ACCESS_TOKEN_SECONDS=str(ACCESS_TOKEN_SECONDS),
+            ANNOTATE_TEST_TOKEN_LEEWAY_SECONDS=str(TOKEN_LEEWAY_SECONDS),
+        )
+        return env
+
+    def start(self, timeout: float = START_TIMEOUT) -> None:
         command = [
             str(self.venv / "bin" / "label-studio"), "start", "--no-browser",
             "--internal-host", "127.0.0.1", "--port", str(self.port),
             "--username", self.email, "--password", self.password, "--user-token", self.api_key,
         ]  # fmt: skip
+        if not _port_free(self.port):
+            raise PortTaken(f"port {self.port} is in use")
         with open(self.log_path, "ab") as log:
-            log.write(f"\n===== starting label-studio on port {self.port} =====\n".encode())
+            log.write(f"\n===== starting label-studio ({self.backend}) on port {self.port} =====\n".encode())
             log.flush()
+            self._log_start = log.tell()
             self.process = subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+                command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=self.environment(), start_new_session=True
             )
-        self._wait_ready(timeout)
+        try:
+            self._wait_ready(timeout)
+        except PortTaken:
+            self.kill()
+            raise
+
+    def _new_log(self) -> str:
+        with open(self.log_path, "rb") as log:
+            log.seek(self._log_start)
+            return log.read().decode("utf-8", errors="replace")
 
     def _wait_ready(self, timeout: float) -> None:
         assert self.process is not None
@@ -130,6 +353,9 @@ class StudioServer:
             while time.monotonic() < deadline:
                 if self.process.poll() is not None:
                     raise RuntimeError(f"label-studio exited with code {self.process.returncode} before answering\n{self.log_tail()}")
+                # A busy port makes label-studio quietly take the next one.
+                if f"Port {self.port} is in use" in self._new_log():
+                    raise PortTaken(f"port {self.port} was taken before label-studio started")
                 try:
                     health = http.get(f"{self.url}/health")
                 except httpx.TransportError:
@@ -138,41 +364,29 @@ class StudioServer:
                 if health.status_code != 200:
                     time.sleep(0.5)
                     continue
-                # A busy port makes label-studio quietly take the next one, so
-                # check that what answers here is our server with our user.
+                # Check that what answers here is our server with our user.
                 me = http.get(f"{self.url}/api/current-user/whoami", headers={"Authorization": f"Token {self.api_key}"})
                 if me.status_code == 200 and me.json().get("email") == self.email:
                     return
-                raise RuntimeError(f"port {self.port} is answered by another server (whoami: HTTP {me.status_code})\n{self.log_tail()}")
+                raise PortTaken(f"port {self.port} is answered by another server (whoami: HTTP {me.status_code})")
         raise RuntimeError(f"label-studio did not answer /health within {timeout:.0f} s\n{self.log_tail()}")
 
     @property
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
-    def _signal(self, sig: int, grace: float) -> None:
-        if self.process is None:
-            return
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, sig)
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(10)
-        self.process = None
-
     def stop(self) -> None:
         """Stop the server politely (SIGTERM, then SIGKILL after 20 s)."""
-        self._signal(signal.SIGTERM, 20.0)
+        _stop_process_group(self.process, signal.SIGTERM, 20.0)
+        self.process = None
 
     def kill(self) -> None:
         """Crash the server (SIGKILL): what a power cut or OOM kill does."""
-        self._signal(signal.SIGKILL, 10.0)
+        _stop_process_group(self.process, signal.SIGKILL, 10.0)
+        self.process = None
 
     def restart(self, timeout: float = START_TIMEOUT) -> None:
-        """Start again on the same data dir and port (stopping it first if it runs)."""
+        """Start again on the same data dir, database and port (stopping it first if it runs)."""
         if self.running:
             self.stop()
         deadline = time.monotonic() + 30
@@ -232,28 +446,22 @@ class StudioServer:
         return self._pat
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-        return True
-
-
-@pytest.fixture(scope="session")
-def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
-    """A running Label Studio; tests that stop it must leave it running (``ensure_running``)."""
+@pytest.fixture(scope="session", params=BACKENDS)
+def studio_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioServer]:
+    """A running Label Studio on each backend in turn; tests that stop it must leave it running (``ensure_running``)."""
     if not (LS_VENV / "bin" / "label-studio").exists():
-        _missing(f"Label Studio is not installed in {LS_VENV}: run .ci/install-label-studio (or set ANNOTATE_LS_VENV)")
-    root = tmp_path_factory.mktemp("label-studio")
-    server = StudioServer(venv=LS_VENV, data_dir=root / "data", log_path=root / "label-studio.log")
+        missing(f"Label Studio is not installed in {LS_VENV}: run .ci/install-label-studio (or set ANNOTATE_LS_VENV)")
+    backend = request.param
+    database: dict[str, str] = {}
+    if backend == "postgresql":
+        database = request.getfixturevalue("postgres").create_database(f"label_studio_{secrets.token_hex(4)}")
+    root = tmp_path_factory.mktemp(f"label-studio-{backend}")
+    server = StudioServer(venv=LS_VENV, data_dir=root / "data", log_path=root / "label-studio.log", backend=backend, database=database)
     try:
-        server.start()
+        _start_on_a_free_port(server.start, lambda: setattr(server, "port", free_port()))
     except RuntimeError as e:
         server.kill()
-        pytest.fail(f"Label Studio did not start: {e}", pytrace=False)
+        pytest.fail(f"Label Studio on {backend} did not start: {e}", pytrace=False)
     try:
         yield server
     finally:
@@ -261,11 +469,11 @@ def studio_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StudioSe
 
 
 @pytest.hookimpl(wrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     server = getattr(item, "funcargs", {}).get("studio_server")
     if report.failed and isinstance(server, StudioServer):
-        report.sections.append(("label-studio log (last 80 lines)", server.log_tail()))
+        report.sections.append((f"label-studio ({server.backend}) log (last 80 lines)", server.log_tail()))
     return report
 
 
@@ -276,25 +484,46 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 class Fault:
     method: str
     path: re.Pattern[str]
-    action: str  # "500", "400", "drop-before", "drop-after", "delay"
+    action: str
     times: int
-    delay: float = 0.0
+    rewrite: Callable[[bytes], bytes] | None = None
+    hook: Callable[[], None] | None = None
+
+
+@dataclass(frozen=True)
+class Hit:
+    method: str
+    path: str
+    action: str
+    at: float  # time.monotonic() when the request arrived
 
 
 class FaultProxy:
     """HTTP-aware TCP proxy on 127.0.0.1 in front of the server, one request per upstream connection.
 
-    ``add("POST", r"/import", "500", times=1)`` answers the next matching request
-    with HTTP 500 without forwarding it; ``drop-before`` closes the connection
-    without forwarding; ``drop-after`` forwards it (the server acts on it) and
-    closes without answering; ``delay`` forwards it and holds the answer for
-    ``delay`` seconds. Every request is recorded in ``hits``.
+    ``add("POST", r"/import", "500", times=1)`` gives the next matching request
+    an action:
+
+    - ``500``: answered with HTTP 500 and not forwarded;
+    - ``drop-before``: the connection is closed without forwarding;
+    - ``drop-after``: forwarded (the server acts on it), closed without answering;
+    - ``hold``: forwarded, and the answer held until the client gives up and
+      hangs up (a server slower than the client's timeout, without a timer);
+    - ``rewrite``: the body is passed through ``rewrite`` before it is forwarded,
+      so the server's own answer to a bad request comes back;
+    - ``hook``: forwarded, then ``hook()`` runs while the server has the request
+      (e.g. to kill it), then whatever the server sends is passed on;
+    - ``forward``: passed on untouched (to let the first matching requests through).
+
+    Every request is recorded in ``hits`` with the time it arrived.
     """
+
+    HOLD_LIMIT = 120.0
 
     def __init__(self, upstream_port: int) -> None:
         self.upstream_port = upstream_port
         self.faults: list[Fault] = []
-        self.hits: list[tuple[str, str, str]] = []
+        self.hits: list[Hit] = []
         self._lock = threading.Lock()
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
@@ -307,13 +536,31 @@ class FaultProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def add(self, method: str, path: str, action: str, *, times: int = 1, delay: float = 0.0) -> None:
+    def add(
+        self,
+        method: str,
+        path: str,
+        action: str,
+        *,
+        times: int = 1,
+        rewrite: Callable[[bytes], bytes] | None = None,
+        hook: Callable[[], None] | None = None,
+    ) -> None:
+        assert action in ("500", "drop-before", "drop-after", "hold", "rewrite", "hook", "forward"), action
         with self._lock:
-            self.faults.append(Fault(method, re.compile(path), action, times, delay))
+            self.faults.append(Fault(method, re.compile(path), action, times, rewrite, hook))
+
+    def clear(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def matching(self, method: str, path: str, action: str | None = None) -> list[Hit]:
+        pattern = re.compile(path)
+        with self._lock:
+            return [hit for hit in self.hits if hit.method == method and pattern.search(hit.path) and (action is None or hit.action == action)]
 
     def count(self, method: str, path: str, action: str | None = None) -> int:
-        pattern = re.compile(path)
-        return sum(1 for m, p, a in self.hits if m == method and pattern.search(p) and (action is None or a == action))
+        return len(self.matching(method, path, action))
 
     def _serve(self) -> None:
         while not self._closed:
@@ -336,44 +583,47 @@ class FaultProxy:
         client.settimeout(60)
         buffer = b""
         try:
-            while True:
-                while b"\r\n\r\n" not in buffer:
-                    chunk = client.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                head, buffer = buffer.split(b"\r\n\r\n", 1)
-                lines = head.decode("latin-1").split("\r\n")
-                method, path, _ = lines[0].split(" ", 2)
-                headers = [line for line in lines[1:] if not line.lower().startswith("connection:")]
-                length = next((int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:")), 0)
-                while len(buffer) < length:
-                    chunk = client.recv(65536)
-                    if not chunk:
-                        return
-                    buffer += chunk
-                body, buffer = buffer[:length], buffer[length:]
-                fault = self._pick(method, path)
-                self.hits.append((method, path, fault.action if fault else "forward"))
-                if fault and fault.action in ("500", "400"):
-                    status = {"500": "500 Internal Server Error", "400": "400 Bad Request"}[fault.action]
-                    text = json.dumps({"detail": f"injected HTTP {fault.action}"}).encode()
-                    client.sendall(
-                        f"HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n"
-                        "Connection: close\r\n\r\n".encode()
-                        + text
-                    )
+            while b"\r\n\r\n" not in buffer:
+                chunk = client.recv(65536)
+                if not chunk:
                     return
-                if fault and fault.action == "drop-before":
+                buffer += chunk
+            head, buffer = buffer.split(b"\r\n\r\n", 1)
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            headers = [line for line in lines[1:] if not line.lower().startswith("connection:")]
+            length = next((int(h.split(":", 1)[1]) for h in headers if h.lower().startswith("content-length:")), 0)
+            while len(buffer) < length:
+                chunk = client.recv(65536)
+                if not chunk:
                     return
-                request = "\r\n".join([lines[0], *headers, "Connection: close"]).encode() + b"\r\n\r\n" + body
-                answer = self._forward(request)
-                if fault and fault.action == "drop-after":
-                    return
-                if fault and fault.action == "delay":
-                    time.sleep(fault.delay)
-                client.sendall(answer)
-                return  # one request per connection: the answer says "Connection: close"
+                buffer += chunk
+            body = buffer[:length]
+            fault = self._pick(method, path)
+            with self._lock:
+                self.hits.append(Hit(method, path, fault.action if fault else "forward", time.monotonic()))
+            action = fault.action if fault else "forward"
+            if action == "500":
+                text = json.dumps({"detail": "injected HTTP 500"}).encode()
+                client.sendall(
+                    f"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\nContent-Length: {len(text)}\r\n"
+                    "Connection: close\r\n\r\n".encode()
+                    + text
+                )
+                return
+            if action == "drop-before":
+                return
+            if fault is not None and fault.rewrite is not None:
+                body = fault.rewrite(body)
+                headers = [h for h in headers if not h.lower().startswith("content-length:")] + [f"Content-Length: {len(body)}"]
+            request = "\r\n".join([lines[0], *headers, "Connection: close"]).encode() + b"\r\n\r\n" + body
+            answer = self._forward(request, fault.hook if fault else None)
+            if action == "drop-after":
+                return
+            if action == "hold":
+                self._wait_for_hang_up(client)
+                return
+            client.sendall(answer)
         except OSError:
             return
         finally:
@@ -382,21 +632,31 @@ class FaultProxy:
                 client.shutdown(socket.SHUT_RDWR)
             client.close()
 
-    def _forward(self, request: bytes) -> bytes:
+    def _wait_for_hang_up(self, client: socket.socket) -> None:
+        deadline = time.monotonic() + self.HOLD_LIMIT
+        while not self._closed and time.monotonic() < deadline:
+            readable, _, _ = select.select([client], [], [], 1.0)
+            if readable and not client.recv(65536):
+                return
+
+    def _forward(self, request: bytes, hook: Callable[[], None] | None) -> bytes:
         with socket.create_connection(("127.0.0.1", self.upstream_port), timeout=120) as upstream:
             upstream.sendall(request)
+            if hook is not None:
+                hook()
             chunks = []
-            while True:
-                chunk = upstream.recv(65536)
-                if not chunk:
-                    break
-                chunks.append(chunk)
+            with contextlib.suppress(ConnectionResetError):
+                while chunk := upstream.recv(65536):
+                    chunks.append(chunk)
         head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
         kept = [line for line in head.split(b"\r\n") if not line.lower().startswith((b"connection:", b"keep-alive:"))]
-        return b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n" + body
+        return b"\r\n".join([*kept, b"Connection: close"]) + b"\r\n\r\n" + body if chunks else b""
 
     def close(self) -> None:
         self._closed = True
+        # shutdown() wakes the thread blocked in accept(); close() alone would not.
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
         self._listener.close()
         for sock in list(self._sockets):
             with contextlib.suppress(OSError):
@@ -528,7 +788,7 @@ class Chromium:
 @pytest.fixture
 def chromium(tmp_path: Path) -> Iterator[Chromium]:
     if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        _missing(f"{CHROMIUM} is not installed: run .ci/install-chromium")
+        missing(f"{CHROMIUM} is not installed: run .ci/install-chromium")
     browser = Chromium(tmp_path / "chromium-profile")
     try:
         yield browser

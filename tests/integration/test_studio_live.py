@@ -1,15 +1,16 @@
-"""``annotate.studio`` against a real Label Studio: every claim of issues 3 and 6, measured.
+"""``annotate.studio`` against a real Label Studio: every claim of issues 3, 6 and 13, measured.
 
-Each test works in its own project, so they do not depend on one another.
-Tests that stop the server or put a proxy in front of it leave it running.
+Every test that uses ``studio_server`` runs twice: on Label Studio with SQLite
+and with PostgreSQL (see ``conftest.py``). Each test works in its own project,
+so they do not depend on one another. Tests that stop the server or put a
+proxy in front of it leave it running. Nothing here waits on a timer: a
+fault happens when the proxy sees the request it is meant for.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import socket
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -24,6 +25,8 @@ from annotate.errors import InputError, StudioAuthError, StudioConnectionError, 
 from annotate.labels import LABELS
 from annotate.schemas import Sentence
 
+from .conftest import ACCESS_TOKEN_SECONDS, TOKEN_LEEWAY_SECONDS, closed_port
+
 if TYPE_CHECKING:
     from .conftest import Chromium, FaultProxy, StudioServer
 
@@ -31,12 +34,6 @@ FAST = {"timeout": 20.0, "retries": 3, "backoff": 0.05}
 
 
 # --- helpers -----------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 TOPICS = [
@@ -250,18 +247,40 @@ def test_several_projects_with_one_name_is_an_error(studio_server: StudioServer)
 
 
 def test_batch_rejected_by_server_names_its_sentences(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    """A batch Label Studio itself refuses (HTTP 400 with ``validation_errors``): named, not retried, nothing lost."""
     client = open_client(fault_proxy.url, studio_server.api_key, **FAST)
     sentences = make_sentences(30, prefix="rej")
     studio.push(client, sentences[:10], project="rejected batch", batch_size=10)  # the first batch is in
-    fault_proxy.add("POST", r"/api/projects/\d+/import", "400", times=1)
+
+    def without_text(body: bytes) -> bytes:
+        # A task without the field the labelling config shows is what Label Studio's own validation refuses.
+        tasks = json.loads(body)
+        del tasks[3]["data"]["text"]
+        return json.dumps(tasks).encode()
+
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "rewrite", rewrite=without_text)
     with pytest.raises(StudioError) as error:
         studio.push(client, sentences, project="rejected batch", batch_size=10)
-    assert str(error.value) == (
-        f"Label Studio at {fault_proxy.url} rejected the batch of sentences rej-000010 … rej-000019 (HTTP 400: injected HTTP 400)"
-    )
+    message = str(error.value)
+    assert message.startswith(
+        f"Label Studio at {fault_proxy.url} rejected the batch of sentences rej-000010 … rej-000019 (HTTP 400: {{\"non_field_errors\":"
+    ), message
+    assert 'Error at item 3: \\"text\\" key is expected in task data' in message, "the server's own reason, from validation_errors"
     assert error.value.status == 400
-    assert fault_proxy.count("POST", r"/import$", "400") == 1, "a rejected batch is not retried"
+    assert fault_proxy.count("POST", r"/import$") == 2, "a rejected batch is not retried"
     assert_exact(studio_server, studio.find_project(client, "rejected batch").id, sentences[:10])
+
+
+def test_sentence_with_a_nul_character_is_pushed(studio_server: StudioServer) -> None:
+    """PostgreSQL cannot store U+0000 in JSON (Label Studio answers HTTP 500); ingest keeps it, push replaces it."""
+    client = connect(studio_server)
+    base = make_sentences(3, prefix="nul")
+    odd = base[1].model_copy(update={"text": "Odd \x00 byte in the filing.", "next": "A\x00B"})
+    report = studio.push(client, [base[0], odd, base[2]], project="nul character")
+    assert report.tasks_created == 3
+    tasks = {task.data["sentence_id"]: task.data for task in sdk(studio_server).tasks.list(project=report.project_id, fields="all")}
+    assert tasks[odd.sentence_id]["text"] == "Odd \ufffd byte in the filing." and tasks[odd.sentence_id]["next"] == "A\ufffdB"
+    assert studio.push(client, [base[0], odd, base[2]], project="nul character").tasks_created == 0, "matched on the sentence id"
 
 
 # --- annotators, pull, status -------------------------------------------------------------
@@ -365,12 +384,35 @@ def test_wrong_key_is_rejected(studio_server: StudioServer, key: str) -> None:
 
 
 def test_unreachable_url_names_the_url() -> None:
-    url = f"http://127.0.0.1:{free_port()}"
-    started = time.monotonic()
-    with pytest.raises(StudioConnectionError) as error:
-        studio.connect(url, "0" * 40, timeout=2.0, retries=2, backoff=0.1)
+    with closed_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        with pytest.raises(StudioConnectionError) as error:
+            studio.connect(url, "0" * 40, timeout=2.0, retries=2, backoff=0.1)
     assert str(error.value) == f"cannot reach Label Studio at {url} (connection refused); gave up after 3 attempts"
-    assert time.monotonic() - started < 10
+
+
+def test_personal_access_token_is_refreshed_after_its_access_token_expires(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    """The SDK trades the PAT for an access token; once the server refuses that token, the client gets a new one and carries on."""
+    pat = studio_server.personal_access_token()
+    client = open_client(fault_proxy.url, pat, **FAST)
+    sentences = make_sentences(8, prefix="refresh")
+    studio.push(client, sentences[:4], project="token refresh", batch_size=2)
+    refreshes = fault_proxy.count("POST", r"^/api/token/refresh/?$")
+    assert refreshes >= 1
+
+    # An access token made now expires no earlier than the client's: wait until the server refuses it.
+    with httpx.Client(base_url=studio_server.url, timeout=30.0) as http:
+        access = http.post("/api/token/refresh/", json={"refresh": pat}).json()["access"]
+        assert http.get("/api/current-user/whoami", headers={"Authorization": f"Bearer {access}"}).status_code == 200
+        deadline = time.monotonic() + ACCESS_TOKEN_SECONDS + TOKEN_LEEWAY_SECONDS + 30
+        while http.get("/api/current-user/whoami", headers={"Authorization": f"Bearer {access}"}).status_code != 401:
+            assert time.monotonic() < deadline, "the server never refused the expired access token"
+            time.sleep(0.2)
+
+    report = studio.push(client, sentences, project="token refresh", batch_size=2)
+    assert (report.tasks_created, report.tasks_skipped_existing) == (4, 4)
+    assert fault_proxy.count("POST", r"^/api/token/refresh/?$") > refreshes, "the client asked for a new access token"
+    assert_exact(studio_server, report.project_id, sentences)
 
 
 # --- a server that misbehaves ------------------------------------------------------------------
@@ -400,24 +442,25 @@ def test_push_interrupted_between_batches_then_completed(studio_server: StudioSe
     assert_exact(studio_server, report.project_id, sentences)
 
 
-def test_server_killed_mid_request_then_completed(studio_server: StudioServer) -> None:
-    client = connect(studio_server, retries=1, backoff=0.2)
-    sentences = make_sentences(20000, prefix="kill")
-    killer = threading.Timer(2.0, studio_server.kill)
+def test_server_killed_mid_request_then_completed(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    client = open_client(fault_proxy.url, studio_server.api_key, timeout=20.0, retries=1, backoff=0.2)
+    sentences = make_sentences(8000, prefix="kill")
+    # The first batch goes through; the server dies while it has the second.
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "forward")
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "hook", hook=studio_server.kill)
     try:
-        killer.start()
         with pytest.raises(StudioConnectionError):
             studio.push(client, sentences, project="killed mid request", batch_size=2000)
     finally:
-        killer.cancel()
         studio_server.restart()
+    assert fault_proxy.count("POST", r"/import$", "hook") == 1
     client = connect(studio_server)
     project = studio.find_project(client, "killed mid request")
     assert project is not None
     before = project.task_number
-    assert 0 < before < 20000 and before % 2000 == 0, f"imports are all or nothing per batch, found {before}"
+    assert before in (2000, 4000), f"imports are all or nothing per batch, found {before}"
     report = studio.push(client, sentences, project="killed mid request", batch_size=2000)
-    assert report.tasks_created == 20000 - before
+    assert report.tasks_created == 8000 - before
     assert_exact(studio_server, report.project_id, sentences)
 
 
@@ -434,38 +477,89 @@ def test_http_500_on_one_batch_is_retried(studio_server: StudioServer, fault_pro
 
 
 def test_slow_and_dropped_connections_are_retried_without_duplicates(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = open_client(fault_proxy.url, studio_server.api_key, timeout=2.0, retries=3, backoff=0.05)
+    client = open_client(fault_proxy.url, studio_server.api_key, timeout=3.0, retries=5, backoff=0.05)
     sentences = make_sentences(60, prefix="flaky")
     studio.push(client, sentences[:10], project="flaky network", batch_size=10)
-    # The server imports these batches, but the answers come too late or never.
-    fault_proxy.add("POST", r"/api/projects/\d+/import", "delay", times=1, delay=4.0)
-    fault_proxy.add("POST", r"/api/projects/\d+/import", "drop-after", times=1)
-    fault_proxy.add("POST", r"/api/projects/\d+/import", "drop-before", times=1)
-    fault_proxy.add("GET", r"/api/tasks", "drop-before", times=1)
-    fault_proxy.add("GET", r"/api/projects/", "delay", times=1, delay=4.0)
+    # The server imports these batches, but the answers come after the client gave up, or never.
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "hold")
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "drop-after")
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "drop-before")
+    fault_proxy.add("GET", r"/api/tasks", "drop-before")
+    fault_proxy.add("GET", r"/api/projects/", "hold")
     report = studio.push(client, sentences, project="flaky network", batch_size=10)
     assert report.tasks_created == 50
-    assert {a for _, _, a in fault_proxy.hits} >= {"delay", "drop-after", "drop-before"}
+    assert {hit.action for hit in fault_proxy.hits} >= {"hold", "drop-after", "drop-before"}
     assert_exact(studio_server, report.project_id, sentences)
 
 
 def test_a_server_that_keeps_failing_is_given_up_on(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
-    client = open_client(fault_proxy.url, studio_server.api_key, timeout=5.0, retries=2, backoff=0.1)
+    client = open_client(fault_proxy.url, studio_server.api_key, timeout=5.0, retries=3, backoff=0.25)
     sentences = make_sentences(20, prefix="down")
     studio.push(client, sentences[:10], project="always 500", batch_size=10)
-    fault_proxy.add("POST", r"/api/projects/\d+/import", "500", times=1000)
-    started = time.monotonic()
+    fault_proxy.add("POST", r"/api/projects/\d+/import$", "500", times=1000)
     with pytest.raises(StudioError) as error:
         studio.push(client, sentences, project="always 500", batch_size=10)
     assert str(error.value) == (
-        f"Label Studio at {fault_proxy.url} failed while importing sentences down-000010 … down-000019 (HTTP 500); gave up after 3 attempts"
+        f"Label Studio at {fault_proxy.url} failed while importing sentences down-000010 … down-000019 (HTTP 500); gave up after 4 attempts"
     )
-    assert fault_proxy.count("POST", r"/import$", "500") == 3
-    assert time.monotonic() - started < 15
-    fault_proxy.faults.clear()
+    tries = [hit.at for hit in fault_proxy.matching("POST", r"/import$", "500")]
+    assert len(tries) == 4
+    # The waits between attempts double: 0.25, 0.5, 1 s (a sleep never ends early, so these are lower bounds).
+    gaps = [later - earlier for earlier, later in zip(tries, tries[1:])]
+    assert [gap >= 0.25 * 2**n for n, gap in enumerate(gaps)] == [True] * 3, gaps
+    assert gaps[2] > gaps[0] + 0.5, gaps
+    fault_proxy.clear()
     report = studio.push(client, sentences, project="always 500", batch_size=10)
     assert report.tasks_created == 10
     assert_exact(studio_server, report.project_id, sentences)
+
+
+@pytest.mark.parametrize("fault", ["500", "drop-after"])
+def test_project_creation_is_retried_without_a_duplicate(studio_server: StudioServer, fault_proxy: FaultProxy, fault: str) -> None:
+    """A 500 before the server acts, or an answer lost after it created the project: one project either way."""
+    client = open_client(fault_proxy.url, studio_server.api_key, **FAST)
+    title = f"created after a {fault}"
+    fault_proxy.add("POST", r"^/api/projects/?$", fault)
+    report = studio.push(client, make_sentences(6, prefix=f"create-{fault}"), project=title)
+    assert report.created_project and report.tasks_created == 6
+    same_title = [p for p in sdk(studio_server).projects.list(title=title) if p.title == title]
+    assert [p.id for p in same_title] == [report.project_id]
+    # After a 500 the project is created by the retry; after a lost answer the re-read finds it and nothing is re-sent.
+    assert fault_proxy.count("POST", r"^/api/projects/?$") == {"500": 2, "drop-after": 1}[fault]
+
+
+def test_prediction_import_is_retried_without_duplicates(studio_server: StudioServer, fault_proxy: FaultProxy) -> None:
+    """Predictions for tasks already there: a lost answer and a 500 are retried, each task gets its prediction once."""
+    predictor, version = model_predictor()
+    client = open_client(fault_proxy.url, studio_server.api_key, **FAST)
+    sentences = make_sentences(30, prefix="predretry")
+    studio.push(client, sentences, project="prediction retries", batch_size=10)
+    fault_proxy.add("POST", r"/import/predictions$", "drop-after")
+    fault_proxy.add("POST", r"/import/predictions$", "500")
+    report = studio.push(client, sentences, project="prediction retries", predictor=predictor, model_version=version, batch_size=10)
+    assert (report.tasks_created, report.predictions_created) == (0, 30)
+    assert [hit.action for hit in fault_proxy.matching("POST", r"/import/predictions$")] == ["drop-after", "500", "forward", "forward"]
+    predictions = predictions_by_task(studio_server, report.project_id)
+    assert {sid: [p["model_version"] for p in found] for sid, found in predictions.items()} == {s.sentence_id: [version] for s in sentences}
+
+
+def test_model_versions_are_read_as_the_backend_sends_them(studio_server: StudioServer) -> None:
+    """A task's prediction model versions come as one string, joined with "," on SQLite and ", " on PostgreSQL: both are read right."""
+    client = connect(studio_server)
+    sentences = make_sentences(4, prefix="versions")
+    for version in ("m-first", "m-second"):
+        studio.push(
+            client, sentences, project="model versions", predictor=lambda texts: [(["financing"], {"financing": 0.9})] * len(texts), model_version=version
+        )
+    project = studio.find_project(client, "model versions")
+    raw = list(sdk(studio_server).tasks.list(project=project.id, fields="all", include="id,data,predictions_model_versions"))
+    separator = {"sqlite": ",", "postgresql": ", "}[studio_server.backend]
+    for task in raw:
+        assert isinstance(task.predictions_model_versions, str)
+        assert sorted(task.predictions_model_versions.split(separator)) == ["m-first", "m-second"], task.predictions_model_versions
+    total, existing = studio.existing_tasks(client, project.id)
+    assert total == 4
+    assert {sid: task.model_versions for sid, task in existing.items()} == {s.sentence_id: frozenset({"m-first", "m-second"}) for s in sentences}
 
 
 # --- secrets ---------------------------------------------------------------------------------
@@ -484,6 +578,10 @@ def test_api_key_never_appears(
     sentences = make_sentences(15, prefix="secret")
     labels_dir = tmp_path / "labels"
 
+    def unreachable(key: str) -> None:
+        with closed_port() as port:
+            studio.connect(f"http://127.0.0.1:{port}", key, timeout=1.0, retries=0)
+
     def record(error: BaseException) -> None:
         while error is not None:
             seen.extend([str(error), repr(error), *map(str, error.args)])
@@ -497,7 +595,7 @@ def test_api_key_never_appears(
         seen.append(studio.status(client, project="secret keeping").model_dump_json())
         for action in (
             lambda client=client: studio.pull(client, project="no such project", labels_dir=labels_dir),
-            lambda key=key: studio.connect(f"http://127.0.0.1:{free_port()}", key, timeout=1.0, retries=0),
+            lambda key=key: unreachable(key),
             lambda key=key: studio.connect(studio_server.url, key[:-2] + "xx", timeout=5.0, retries=0),
         ):
             with pytest.raises(StudioError) as error:
@@ -508,7 +606,7 @@ def test_api_key_never_appears(
         with pytest.raises(StudioError) as error:
             studio.push(proxied, sentences, project="secret keeping")
         record(error.value)
-        fault_proxy.faults.clear()
+        fault_proxy.clear()
     out, err = capfd.readouterr()
     written = [p.read_text(encoding="utf-8", errors="replace") for p in labels_dir.rglob("*") if p.is_file()]
     assert written and caplog.text and seen
@@ -532,7 +630,11 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     client = connect(studio_server)
     sentences = make_sentences(5, prefix="page")
     report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
-    shown = sentences[2]
+    # A sentence with context on both sides that the model tags, so that the ticked boxes show its prediction.
+    predicted_labels = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences])), strict=True))
+    shown = next((s for s in sentences if s.prev and s.next and predicted_labels[s.sentence_id]), None)
+    assert shown is not None, f"the model tags none of the middle sentences: {predicted_labels}"
+    predicted = predicted_labels[shown.sentence_id]
     task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
 
     chromium.open_page(studio_server.login())
@@ -559,11 +661,17 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     # The model's pre-annotation is offered: its tab (the version, shortened
     # in the middle) and its choices ticked.
     assert version[:8] in text and version[-6:] in text
-    ticked = chromium.evaluate(
-        "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
-    )
-    predicted = predictor([shown.text])[0][0]
-    assert sorted(label.split("[")[0] for label in ticked) == sorted(predicted)
+    # The boxes are ticked when the prediction is applied, which may come after the first paint.
+    deadline = time.monotonic() + 30
+    while True:
+        ticked = sorted(label.split("[")[0] for label in chromium.evaluate(
+            "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+        ))  # fmt: skip
+        if ticked or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    chromium.screenshot(tmp_path / "labelling-page-ticked.png")
+    assert predicted and ticked == sorted(predicted), f"ticked {ticked}, predicted {predicted} (screenshot: {tmp_path / 'labelling-page-ticked.png'})"
 
 
 # --- the command line ----------------------------------------------------------------------
@@ -590,6 +698,14 @@ def test_cli_needs_url_and_key(tmp_path: Path) -> None:
     assert (result.exit_code, result.stderr) == (2, "Error: LABEL_STUDIO_API_KEY is not set; export it or pass --api-key\n")
     result = run_cli(["studio", "status", "--project", "p12"], env={"LABEL_STUDIO_API_KEY": "k" * 40})
     assert (result.exit_code, result.stderr) == (2, "Error: LABEL_STUDIO_URL is not set; export it or pass --url\n")
+
+
+def test_cli_says_label_studio_is_unreachable_with_exit_code_1(tmp_path: Path) -> None:
+    with closed_port() as port:
+        url = f"http://127.0.0.1:{port}"
+        result = run_cli(["studio", "status", "--project", "anything", "--url", url], env={"LABEL_STUDIO_API_KEY": "0" * 40})
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert result.stderr == f"Error: cannot reach Label Studio at {url} (connection refused); gave up after 4 attempts\n"
 
 
 def test_cli_push_status_pull_and_errors(studio_server: StudioServer, tmp_path: Path) -> None:
@@ -681,10 +797,16 @@ def test_full_loop_ingest_push_annotate_pull_train_classify(studio_server: Studi
     assert classified.exit_code == 0, classified.output
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     assert len(rows) == len(sentences) and all(set(r["labels"]) <= set(LABELS) for r in rows)
-    # Trained on what the annotators settled, the model mostly agrees with them.
+    # Trained on what the annotators settled, the model finds their labels again: per label F1
+    # against the settled labels (a model that tags nothing scores 0 here, however often "no" is right).
     settled = {json.loads(line)["sentence_id"]: json.loads(line) for line in (labels_dir / "studio-v1.jsonl").read_text().splitlines()}
-    agree = sum((label in r["labels"]) == bool(settled[r["sentence_id"]][label]) for r in rows for label in LABELS)
-    assert agree / (len(rows) * len(LABELS)) > 0.75, f"the model agrees on {agree} of {len(rows) * len(LABELS)} sentence-label decisions"
+    f1 = {}
+    for label in LABELS:
+        truth = {sid for sid, row in settled.items() if row[label]}
+        found = {r["sentence_id"] for r in rows if label in r["labels"]}
+        f1[label] = 2 * len(truth & found) / (len(truth) + len(found)) if truth or found else 1.0
+    print(f"full loop: per-label F1 of the retrained model against the settled labels {f1}")
+    assert min(f1.values()) >= 0.8, f"the retrained model misses what the annotators settled: F1 {f1}"
 
     # A second model version reaches the tasks already there, beside the first.
     again = run_cli(["studio", "push", str(sentences_file), "--project", "full loop", "--model", str(model_dir), "--json"], env=env)
