@@ -7,6 +7,9 @@ the tests skip, with the reason, when that venv is missing; with ``CI=true``
 a missing venv or a server that does not start fails them. The server's log
 is printed under every failing test that used it.
 
+``annotate_backend`` starts ``annotate serve`` processes (the ML backend) on
+127.0.0.1 and stops them after the test; their log is printed under a failing test.
+
 ``fault_proxy`` is a TCP proxy on 127.0.0.1 that answers HTTP 500, delays or
 drops chosen requests; ``chromium`` drives Debian's headless Chromium through
 ``--remote-debugging-pipe`` (no websocket client needed).
@@ -25,9 +28,10 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,6 +111,9 @@ class StudioServer:
             LATEST_VERSION_CHECK="false",
             LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
             COLLECT_ANALYTICS="false",
+            # Label Studio refuses ML backend and webhook URLs on loopback and
+            # private networks unless told otherwise; our backend runs on 127.0.0.1.
+            USE_DEFAULT_BANNED_SUBNETS="false",
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
         )
@@ -266,7 +273,96 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server = getattr(item, "funcargs", {}).get("studio_server")
     if report.failed and isinstance(server, StudioServer):
         report.sections.append(("label-studio log (last 80 lines)", server.log_tail()))
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and "annotate_backend" in getattr(item, "funcargs", {}) and tmp is not None:
+        for log in sorted(Path(str(tmp)).glob("backend-*.log")):
+            text = log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
+            report.sections.append((f"annotate serve log {log.name} (last 60 lines)", "\n".join(text)))
     return report
+
+
+# --- the ML backend -------------------------------------------------------------------
+
+
+@dataclass
+class BackendServer:
+    """One ``annotate serve`` process on 127.0.0.1 with basic auth (unless ``--no-auth`` is in ``args``)."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    user: str = "label-studio"
+    password: str = field(default_factory=lambda: "Pw-" + secrets.token_hex(12))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.user, self.password
+
+    def start(self, timeout: float = 120.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "ANNOTATE_BACKEND_"))}
+        env.update(ANNOTATE_BACKEND_USER=self.user, ANNOTATE_BACKEND_PASSWORD=self.password, **self.env)
+        command = [str(Path(sys.executable).parent / "annotate"), "serve", "--port", str(self.port), *self.args]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"annotate serve exited with code {self.process.returncode}\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", auth=self.auth, timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"annotate serve did not answer /health within {timeout:.0f} s\n{self.log_tail()}")
+
+    def health(self) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/health", auth=self.auth, timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture
+def annotate_backend(tmp_path: Path) -> Iterator[Callable[..., BackendServer]]:
+    """``annotate_backend(*args, env={...})`` starts ``annotate serve ARGS`` and returns it running."""
+    started: list[BackendServer] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> BackendServer:
+        server = BackendServer(list(args), env or {}, tmp_path / f"backend-{len(started)}.log")
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
 
 
 # --- a misbehaving network -----------------------------------------------------------
