@@ -170,6 +170,9 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
                 votes = [(_annotator(task.get("annotator")), _min_choices(task.get("labels"), where), False, str(task.get("updated_at") or ""))]
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
+            if not votes:  # nothing to learn from it, so nothing to refuse: e.g. a blank task someone imported
+                counts["without_annotations"] += 1
+                continue
             raise InputError(f"{where}: task has no 'text' in its data")
         key = str(data.get("sentence_id") or f"ls-task-{task.get('id', position)}")
         first_text, first_position = texts.setdefault(key, (text, position))

@@ -1087,6 +1087,7 @@ def connect_backend(
                 f"updating the ML backend {url} of project {project!r}",
                 client.sdk.ml.update,
                 backend.id,
+                project=project_id,
                 url=url,
                 is_interactive=False,
                 auto_update=True,
@@ -1120,11 +1121,12 @@ def show_backend_version(client: StudioClient, project_id: int, model_version: s
     for backend in serving:
         if backend.title == model_version:
             continue
-        # Label Studio checks a backend again on every change, so it needs the URL and the credentials each time.
+        # Label Studio checks a backend again on every change: it needs project, URL and credentials each time.
         client.call(
             f"titling the ML backend {backend.url} with its model version",
             client.sdk.ml.update,
             backend.id,
+            project=project_id,
             url=backend.url,
             title=model_version,
             **_auth_fields(auth),
