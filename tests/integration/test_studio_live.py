@@ -11,7 +11,7 @@ import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,12 +20,13 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from annotate import studio
+from annotate.classify import load_model
 from annotate.errors import InputError, StudioAuthError, StudioConnectionError, StudioError
-from annotate.labels import LABELS
+from annotate.labels import LABEL_HINTS, LABEL_NAMES, LABELS
 from annotate.schemas import Sentence
 
 if TYPE_CHECKING:
-    from .conftest import Chromium, FaultProxy, StudioServer
+    from .conftest import BackendServer, Chromium, FaultProxy, StudioServer
 
 FAST = {"timeout": 20.0, "retries": 3, "backoff": 0.05}
 
@@ -527,17 +528,17 @@ def test_api_key_never_appears(
 # --- what an annotator sees ----------------------------------------------------------------
 
 
-def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, chromium: Chromium, tmp_path: Path) -> None:
-    predictor, version = model_predictor()
-    client = connect(studio_server)
-    sentences = make_sentences(5, prefix="page")
-    report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
-    shown = sentences[2]
-    task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
+def ticked_labels(chromium: Chromium) -> list[str]:
+    """The labels whose checkbox is ticked on the page, read back from their readable names."""
+    texts = chromium.evaluate(
+        "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+    )
+    return sorted(label for text in texts for label in LABELS if text.startswith(LABEL_NAMES[label]))
 
-    chromium.open_page(studio_server.login())
-    chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?task={task}")
-    needles = [*LABELS, shown.text, shown.prev, shown.next, shown.title, "Submit"]
+
+def open_labelling_page(chromium: Chromium, url: str, needles: list[str], tmp_path: Path, name: str) -> tuple[str, str]:
+    """Open ``url`` and wait until the labelling panel shows ``needles`` and every choice's checkbox; ``(text, dom)``."""
+    chromium.navigate(url)
     text = chromium.wait_for_text(needles)
     # The labelling panel re-renders once after its first paint (when the
     # prediction arrives), so take the DOM once it holds every choice's checkbox.
@@ -547,23 +548,60 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     while not all(control in dom for control in controls) and time.monotonic() < deadline:
         time.sleep(0.5)
         dom = chromium.dom()
-    chromium.screenshot(tmp_path / "labelling-page.png")
-    (tmp_path / "labelling-page.html").write_text(dom, encoding="utf-8")
+    time.sleep(1.0)  # the prediction's ticks land a moment after the checkboxes
+    text = chromium.wait_for_text(needles, timeout=5)
+    chromium.screenshot(tmp_path / f"{name}.png")
+    (tmp_path / f"{name}.html").write_text(dom, encoding="utf-8")
     missing = [needle for needle in needles if needle not in text]
-    assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / 'labelling-page.png'})"
+    assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / f'{name}.png'})"
+    return text, dom
+
+
+def test_labelling_page_shows_choices_and_context(
+    studio_server: StudioServer, chromium: Chromium, tmp_path: Path, annotate_backend: Callable[..., BackendServer], small_model: Path
+) -> None:
+    predictor, version = model_predictor()
+    client = connect(studio_server)
+    sentences = make_sentences(5, prefix="page")
+    report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
+    shown = sentences[2]
+    task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
+
+    chromium.open_page(studio_server.login())
+    names = [LABEL_NAMES[label] for label in LABELS]
+    hints = [LABEL_HINTS[label] for label in LABELS]
+    url = f"{studio_server.url}/projects/{report.project_id}/data?task={task}"
+    text, dom = open_labelling_page(chromium, url, [*names, *hints, shown.text, shown.prev, shown.next, shown.title, "Submit"], tmp_path, "labelling-page")
+    # Readable names and hints on the page; the stored values stay the label ids (the checkboxes' names).
     for label in LABELS:
-        assert f'<input name="{label}"' in dom and f"<span>{label}<sup" in dom, f"no checkbox for {label} in the DOM"
+        assert f'<input name="{label}"' in dom and f"<b>{LABEL_NAMES[label]}</b>" in dom, f"no checkbox for {label} in the DOM"
+    for number in range(1, 5):
+        assert f'<sup class="lsf-hint">[{number}]</sup>' in dom, f"no hotkey {number} shown"
     for context in (shown.text, shown.prev, shown.next, shown.title):
         assert context in dom
     assert (tmp_path / "labelling-page.png").stat().st_size > 10_000
-    # The model's pre-annotation is offered: its tab (the version, shortened
+    # The pushed pre-annotation is offered: its tab (the version, shortened
     # in the middle) and its choices ticked.
     assert version[:8] in text and version[-6:] in text
-    ticked = chromium.evaluate(
-        "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
-    )
-    predicted = predictor([shown.text])[0][0]
-    assert sorted(label.split("[")[0] for label in ticked) == sorted(predicted)
+    assert ticked_labels(chromium) == sorted(predictor([shown.text])[0][0])
+
+    # A task imported without a prediction gets one from the connected ML backend, ticked on the page.
+    backend = annotate_backend("--model", str(small_model), "--versions", str(tmp_path / "versions"), "--retrain-after", "0")
+    env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key, "ANNOTATE_BACKEND_PASSWORD": backend.password}
+    connected = run_cli(["studio", "connect", "--project", "labelling page", "--backend", backend.url, "--json"], env=env)
+    assert connected.exit_code == 0, connected.output
+    backend_version = json.loads(connected.stdout)["backend"]["model_version"]
+    backend_model = load_model(small_model)
+    assert backend_version == backend_model.card.model_id != version
+    imported = "Investors poured 80 million dollars into the start-up, and regulators must still approve its triage tool."
+    sdk(studio_server).projects.import_tasks(report.project_id, request=[{"data": {"text": imported, "title": "Imported", "prev": "", "next": ""}}])
+    new_task = max(t for ids in task_ids_by_sentence(studio_server, report.project_id).values() for t in ids)
+    expected = sorted(backend_model.predict([imported])[0][0])
+    assert expected, "the backend's model should tag this sentence"
+    url = f"{studio_server.url}/projects/{report.project_id}/data?task={new_task}"
+    text, _ = open_labelling_page(chromium, url, [*names, imported, "Submit"], tmp_path, "backend-prediction")
+    assert backend_version[:8] in text and backend_version[-6:] in text
+    assert ticked_labels(chromium) == expected
 
 
 # --- the command line ----------------------------------------------------------------------
