@@ -205,6 +205,12 @@ def test_connect_predict_on_open_and_retrain_after_20_annotations(
     newer_id = import_task(studio_server, project_id, "Regulators said the new triage tool needs approval first.", "imported-2")
     (prediction,) = open_task(studio_server, newer_id, project_id)["predictions"]
     assert prediction["model_version"] == second
+    # The label stream asks the backend again for a task that lacks the project's version; the quick
+    # view asks only for tasks without any prediction, so the first imported task keeps its old one.
+    upcoming = httpx.get(f"{studio_server.url}/api/projects/{project_id}/next", headers={"Authorization": f"Token {studio_server.api_key}"}, timeout=120)
+    assert upcoming.status_code == 200, upcoming.text
+    assert [p["model_version"] for p in upcoming.json()["predictions"]] == [second]
+    assert [p["model_version"] for p in open_task(studio_server, task_id, project_id)["predictions"]] == [first.card.model_id]
     assert "Traceback" not in backend.log_tail(400)
 
 
