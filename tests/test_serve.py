@@ -99,8 +99,10 @@ def test_setup_returns_the_model_version_and_checks_the_config(client: TestClien
     answer = client.post("/setup", json={"project": "3.1700000000", "schema": studio.label_config(), "access_token": "x" * 40})
     assert answer.status_code == 200 and answer.json() == {"model_version": model.card.model_id}
     other = '<View><Text name="text" value="$text"/><Choices name="sentiment" toName="text"><Choice value="good"/></Choices></View>'
-    assert "labelling config" in assert_error(client.post("/setup", json={"project": "3.1", "schema": other}), 422)
-    assert "labelling config" in assert_error(client.post("/predict", json={"tasks": tasks("x"), "label_config": other}), 422)
+    fewer = studio.label_config().replace('<Choice value="financing"', '<Choice value="funding"')
+    for config in (other, fewer, "<View><unclosed"):
+        assert "labelling config" in assert_error(client.post("/setup", json={"project": "3.1", "schema": config}), 422)
+        assert "labelling config" in assert_error(client.post("/predict", json={"tasks": tasks("x"), "label_config": config}), 422)
 
 
 def test_health_reports_the_model_and_why_retraining_is_off(client: TestClient, model: Model) -> None:
