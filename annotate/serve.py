@@ -263,7 +263,7 @@ class Retrainer:
         """Train now on ``project_id`` (and whatever else is pending)."""
         if not self.status.enabled:
             return
-        self.pending[project_id] += 0
+        self.pending.setdefault(project_id, 0)
         self._cancel_timer()
         self._begin()
 
@@ -320,6 +320,10 @@ class Retrainer:
             self.status.failures += 1
             self.status.last_error = str(e)
             logger.error("retraining failed, still serving model %s: %s", self.backend.model.card.model_id, e)
+        except Exception as e:  # a bug: keep serving, and keep the traceback in the log
+            self.status.failures += 1
+            self.status.last_error = f"{type(e).__name__}: {e}"
+            logger.exception("retraining failed, still serving model %s", self.backend.model.card.model_id)
         finally:
             self.status.running = False
             self.status.last_finished = datetime.now(UTC).isoformat(timespec="seconds")

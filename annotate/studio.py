@@ -3,7 +3,10 @@
 The payload builders at the top are plain data and need no server; ``export``
 uses them to write an import file. Below them, :func:`connect`, :func:`push`,
 :func:`pull` and :func:`status` drive a running Label Studio through
-``label_studio_sdk``; this is the only module that imports it.
+``label_studio_sdk``; this is the only module that imports it. At the end,
+:func:`connect_backend` and :func:`show_backend_version` register an ML
+backend (``annotate serve``) with a project and keep the version it serves
+the one annotators see.
 
 Every call to the server goes through :meth:`StudioClient.call`, which retries
 timeouts, dropped connections and HTTP 5xx a bounded number of times with

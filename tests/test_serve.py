@@ -235,6 +235,7 @@ def run(args: list[str], env: dict[str, str] | None = None) -> Any:
     return CliRunner().invoke(cli, args, env={"ANNOTATE_BACKEND_PASSWORD": None, "LABEL_STUDIO_API_KEY": None, **(env or {})})  # type: ignore[dict-item]
 
 
+@pytest.mark.timeout(120)  # a regression would start the server and block
 def test_serve_refuses_no_auth_off_loopback_and_a_missing_or_short_password() -> None:
     result = run(["serve", "--no-auth", "--host", "0.0.0.0"])
     assert (result.exit_code, result.stderr) == (2, "Error: --no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost), not 0.0.0.0\n")

@@ -211,6 +211,11 @@ def test_connect_predict_on_open_and_retrain_after_20_annotations(
     assert upcoming.status_code == 200, upcoming.text
     assert [p["model_version"] for p in upcoming.json()["predictions"]] == [second]
     assert [p["model_version"] for p in open_task(studio_server, task_id, project_id)["predictions"]] == [first.card.model_id]
+
+    # "Start training" in Label Studio reaches the backend as a START_TRAINING webhook and retrains at once.
+    ls.ml.train(registered.id)
+    status = wait_for(lambda: (s := backend.health())["retraining"]["trainings"] == 2 and s, 300, "the retraining Label Studio started")
+    assert status["model_version"].startswith("live-0002-") and status["retraining"]["failures"] == 0
     assert "Traceback" not in backend.log_tail(400)
 
 
