@@ -585,6 +585,15 @@ def test_labelling_page_shows_choices_and_context(
     assert version[:8] in text and version[-6:] in text
     assert ticked_labels(chromium) == sorted(predictor([shown.text])[0][0])
 
+    # The label stream opens with the instructions: the label guide from labels/README.md.
+    guide = studio.label_guide().splitlines()
+    heading = guide[0].lstrip("# ").strip()
+    first_words = " ".join(next(line for line in guide[1:] if line.strip()).split()[:6])
+    chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?labeling=1")
+    shown_first = chromium.wait_for_text([heading, first_words])
+    chromium.screenshot(tmp_path / "instructions.png")
+    assert heading in shown_first and first_words in shown_first, f"no instructions (screenshot: {tmp_path / 'instructions.png'})"
+
     # A task imported without a prediction gets one from the connected ML backend, ticked on the page.
     backend = annotate_backend("--model", str(small_model), "--versions", str(tmp_path / "versions"), "--retrain-after", "0")
     env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key, "ANNOTATE_BACKEND_PASSWORD": backend.password}
