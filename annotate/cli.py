@@ -595,6 +595,9 @@ def review(labels_path: Path, count: int, output: Path | None, force: bool, as_j
 
 
 # >>> studio commands
+MIN_PASSWORD_LENGTH = 12
+
+
 def studio_options(function: F) -> F:
     """--url, --api-key (both from the environment) and --project."""
     function = click.option("--project", required=True, help="Title of the Label Studio project.")(function)
@@ -731,4 +734,141 @@ def studio_status(url: str | None, api_key: str | None, project: str, as_json: b
         click.echo(f"{title}:" + ("" if counts else " none"))
         for key, count in counts.items():
             click.echo(f"  {key:<40} {count:>7}")
+    click.echo("ML backends:" + ("" if report.backends else " none"))
+    for backend in report.backends:
+        click.echo(f"  {backend_line(backend)}")
+
+
+def backend_line(backend: Any) -> str:
+    health = "up" if backend.up else "down" if backend.state == "Disconnected" else "error"
+    line = f"{backend.url}: {health} ({backend.state}), model version {backend.model_version or '-'}"
+    return f"{line}: {backend.error}" if backend.error and not backend.up else line
+
+
+def backend_auth(user: str, no_auth: bool) -> tuple[str, str] | None:
+    """(user, password) from ANNOTATE_BACKEND_PASSWORD, or None with --no-auth."""
+    if no_auth:
+        return None
+    password = os.environ.get("ANNOTATE_BACKEND_PASSWORD", "")
+    if not password:
+        raise InputError("ANNOTATE_BACKEND_PASSWORD is not set; export the backend's password (or pass --no-auth for a backend on a loopback address)")
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InputError(f"ANNOTATE_BACKEND_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters")
+    if not user or ":" in user:
+        raise InputError(f"backend user {user!r} must be non-empty and without ':'")
+    return user, password
+
+
+def backend_user_option(function: F) -> F:
+    function = click.option("--no-auth", is_flag=True, help="No HTTP basic auth (only for a backend on a loopback address).")(function)
+    return click.option(
+        "--backend-user", "user", envvar="ANNOTATE_BACKEND_USER", show_envvar=True, default="label-studio", show_default=True,
+        help="Basic-auth user of the backend; its password comes from ANNOTATE_BACKEND_PASSWORD.",
+    )(function)  # fmt: skip
+
+
+@studio.command("connect")
+@studio_options
+@click.option("--backend", "backend_url", required=True, metavar="URL", help="The backend's address as Label Studio reaches it, e.g. http://127.0.0.1:9090.")
+@backend_user_option
+@click.option("--update-config", is_flag=True, help="Replace a different labelling config with schemas/label_config.xml (annotations are kept).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def studio_connect_backend(url: str | None, api_key: str | None, project: str, backend_url: str, user: str, no_auth: bool, update_config: bool, as_json: bool) -> None:
+    """Connect a running 'annotate serve' backend to a project, so annotators get its predictions.
+
+    Registers the backend (with its basic-auth credentials), titles it with
+    the model version it serves and makes that the project's model version,
+    turns on predictions for tasks as they are opened, and points the
+    annotation webhook (with the same credentials) at the backend. Creates
+    the project if needed, with the label guide as its instructions. A
+    second run changes nothing.
+
+    \b
+    Example:
+        export ANNOTATE_BACKEND_PASSWORD=...   # the one 'annotate serve' uses
+        annotate studio connect --project "Health AI news" --backend http://127.0.0.1:9090
+    """
+    from .studio import connect_backend
+
+    auth = backend_auth(user, no_auth)
+    with studio_connect(url, api_key) as client:
+        report = connect_backend(client, project=project, backend_url=backend_url, auth=auth, update_config=update_config)
+    if as_json:
+        click.echo(report.model_dump_json(indent=2))
+        return
+    click.echo(f"project {report.project!r} (id {report.project_id}): ML backend {backend_line(report.backend)}")
+    click.echo("changed: " + (", ".join(report.changed) if report.changed else "nothing, all was in place"))
+
+
 # <<< studio commands
+
+
+# >>> serve command
+def is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+@cli.command()
+@click.option("--model", "model_dir", type=click.Path(path_type=Path), help="Model to serve until a retrained one exists [default: the shipped model].")
+@click.option("--labels", "labels_dir", type=click.Path(path_type=Path), default=Path("labels"), show_default=True, help="Label-set folder: annotations are pulled into it and training reads it.")
+@click.option("--versions", "versions_dir", type=click.Path(path_type=Path), default=Path("models/served"), show_default=True, help="Where retrained versions go; VERSIONS/current names the one served.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0 for every interface).")
+@click.option("--port", type=click.IntRange(1, 65535), default=9090, show_default=True, help="Port to listen on.")
+@backend_user_option
+@click.option("--retrain-after", type=click.IntRange(min=0), default=20, show_default=True, help="Retrain once this many new annotations have arrived (0: never).")
+@click.option("--debounce", type=click.FloatRange(min=0), default=10.0, show_default=True, help="Seconds without annotations before a due retraining starts.")
+@click.option("--max-body-mb", type=click.FloatRange(min=0.01), default=32.0, show_default=True, help="Refuse request bodies larger than this (HTTP 413).")
+@click.option("--studio-url", envvar="LABEL_STUDIO_URL", show_envvar=True, help="Label Studio's address, to read annotations for retraining (its key: LABEL_STUDIO_API_KEY).")
+@click.option("--log-level", type=click.Choice(["debug", "info", "warning", "error"]), default="info", show_default=True, help="How much to log on stderr.")
+def serve(
+    model_dir: Path | None, labels_dir: Path, versions_dir: Path, host: str, port: int, user: str, no_auth: bool,
+    retrain_after: int, debounce: float, max_body_mb: float, studio_url: str | None, log_level: str,
+) -> None:  # fmt: skip
+    """Run a Label Studio ML backend: predictions as tasks are opened, retraining as annotations arrive.
+
+    Speaks Label Studio's ML backend protocol (/health, /setup, /predict,
+    /webhook) with HTTP basic auth (user --backend-user, password from
+    ANNOTATE_BACKEND_PASSWORD). Once --retrain-after new annotations have
+    arrived, it pulls the project into --labels, trains a new version in
+    --versions in a separate process and switches to it; predictions keep
+    coming from the current model meanwhile. Connect it to a project with
+    'annotate studio connect'.
+
+    \b
+    Example:
+        export ANNOTATE_BACKEND_PASSWORD=... LABEL_STUDIO_URL=http://127.0.0.1:8080 LABEL_STUDIO_API_KEY=...
+        annotate serve --model models/default --port 9090
+    """
+    import logging
+
+    import uvicorn
+
+    from .classify import DEFAULT_MODEL_DIR, load_model
+    from .serve import create_app, current_model_dir
+
+    if no_auth and not is_loopback(host):
+        raise InputError(f"--no-auth is only allowed on a loopback address (127.0.0.1, ::1, localhost), not {host}")
+    auth = backend_auth(user, no_auth)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    start = current_model_dir(model_dir or DEFAULT_MODEL_DIR, versions_dir)
+    app = create_app(
+        load_model(start),
+        auth=auth,
+        labels_dir=labels_dir,
+        versions_dir=versions_dir,
+        studio_url=studio_url,
+        studio_key=os.environ.get("LABEL_STUDIO_API_KEY") or None,
+        retrain_after=retrain_after,
+        debounce=debounce,
+        max_body=int(max_body_mb * (1 << 20)),
+    )
+    note(f"annotate serve: model {app.state.backend.model.card.model_id} from {start} on http://{host}:{port} ({'basic auth' if auth else 'no auth'})")
+    uvicorn.run(app, host=host, port=port, log_config=None, log_level=log_level, timeout_graceful_shutdown=10)
+# <<< serve command

@@ -13,7 +13,7 @@ import json
 import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +170,9 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
                 votes = [(_annotator(task.get("annotator")), _min_choices(task.get("labels"), where), False, str(task.get("updated_at") or ""))]
         text = data.get("text")
         if not isinstance(text, str) or not text.strip():
+            if not votes:  # nothing to learn from it, so nothing to refuse: e.g. a blank task someone imported
+                counts["without_annotations"] += 1
+                continue
             raise InputError(f"{where}: task has no 'text' in its data")
         key = str(data.get("sentence_id") or f"ls-task-{task.get('id', position)}")
         first_text, first_position = texts.setdefault(key, (text, position))
@@ -278,7 +281,7 @@ def write_label_set(rows: Sequence[LabeledSentence], *, labels_dir: Path, name: 
             "sha256": sha,
             "rows": len(rows),
             "label_counts": {label: sum(getattr(r, label) for r in rows) for label in LABELS},
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "created": datetime.now(UTC).isoformat(timespec="seconds"),
             "origin": origin,
         }
     )

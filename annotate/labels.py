@@ -13,6 +13,14 @@ LABELS: tuple[str, ...] = (
     "commercialization",
 )
 
+LABEL_NAMES: dict[str, str] = {
+    "regulatory_barrier": "Regulatory barrier",
+    "financing": "Financing",
+    "safety_risk": "Safety risk",
+    "commercialization": "Commercialization",
+}
+"""What annotators read on each choice; the stored value stays the label id."""
+
 LABEL_HINTS: dict[str, str] = {
     "regulatory_barrier": "rules, regulators, approvals, restrictions on what AI may do, data-protection rules, official pricing/insurance policy",
     "financing": "funding, investment, rounds, valuations, IPOs, investor appetite, grants and subsidies as funding",

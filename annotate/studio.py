@@ -3,7 +3,10 @@
 The payload builders at the top are plain data and need no server; ``export``
 uses them to write an import file. Below them, :func:`connect`, :func:`push`,
 :func:`pull` and :func:`status` drive a running Label Studio through
-``label_studio_sdk``; this is the only module that imports it.
+``label_studio_sdk``; this is the only module that imports it. At the end,
+:func:`connect_backend` and :func:`show_backend_version` register an ML
+backend (``annotate serve``) with a project and keep the version it serves
+the one annotators see.
 
 Every call to the server goes through :meth:`StudioClient.call`, which retries
 timeouts, dropped connections and HTTP 5xx a bounded number of times with
@@ -15,6 +18,7 @@ read again and only what is still missing is sent, so a retry cannot duplicate.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import re
@@ -24,9 +28,9 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from html import escape
+from html import escape, unescape
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, Self, TypeVar, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn, Self, TypeVar, cast
 
 import httpx
 import orjson
@@ -38,7 +42,7 @@ from pydantic import BaseModel
 from ._io import atomic_write, batched
 from .dataset import ImportReport, import_export
 from .errors import InputError, StudioAuthError, StudioConnectionError, StudioError
-from .labels import LABEL_HINTS, LABELS
+from .labels import LABEL_HINTS, LABEL_NAMES, LABELS
 from .schemas import SCHEMA_DIR, Sentence
 
 if TYPE_CHECKING:
@@ -47,15 +51,20 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 LABEL_CONFIG_PATH = SCHEMA_DIR / "label_config.xml"
+LABEL_GUIDE_PATH = SCHEMA_DIR.parent / "labels" / "README.md"
 CHOICES_NAME = "labels"
 TEXT_NAME = "text"
+
+
+def choice_html(label: str) -> str:
+    """What annotators read on a choice: its name and one-line hint (the stored value stays ``label``)."""
+    return f'<b>{escape(LABEL_NAMES[label])}</b> <span style="color:#666">{escape(LABEL_HINTS[label])}</span>'
 
 
 def label_config() -> str:
     """Return the labelling config XML generated from :data:`LABELS`."""
     choices = "\n".join(
-        f'    <Choice value="{label}" hotkey="{number}" hint="{escape(LABEL_HINTS[label])}"/>'
-        for number, label in enumerate(LABELS, start=1)
+        f'    <Choice value="{label}" hotkey="{number}" html="{escape(choice_html(label))}"/>' for number, label in enumerate(LABELS, start=1)
     )
     return f"""<View>
   <Header value="$title" size="4"/>
@@ -84,6 +93,46 @@ def _storable(text: str) -> str:
     # Label Studio on PostgreSQL answers HTTP 500 to a task holding U+0000 (a JSON
     # column cannot store it); ingest keeps the character, so it is replaced here.
     return text.replace("\x00", "\ufffd")
+
+
+def config_fits(xml: str) -> bool:
+    """Whether a labelling config has our choices: ``labels`` on ``text``, one per label id.
+
+    Only the part predictions depend on is checked, so layout, names and hints may change.
+    """
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return False
+    for choices in root.iter("Choices"):
+        if choices.get("name") == CHOICES_NAME and choices.get("toName") == TEXT_NAME:
+            return sorted(c.get("value", "") for c in choices.iter("Choice")) == sorted(LABELS)
+    return False
+
+
+def label_guide(path: Path = LABEL_GUIDE_PATH) -> str:
+    """The label guide's Markdown: from the ``## Label guide`` heading up to the next ``## `` heading."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as e:
+        raise InputError(f"cannot read the label guide ({e.strerror})", path=path) from e
+    start = next((i for i, line in enumerate(lines) if line.strip().lower().startswith("## label guide")), None)
+    if start is None:
+        raise InputError("no '## Label guide' section", path=path)
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
+    return "\n".join(lines[start:end]).strip() + "\n"
+
+
+def instructions_html(path: Path = LABEL_GUIDE_PATH) -> str:
+    """The label guide as HTML, for the project's instructions (raw HTML in the Markdown is escaped)."""
+    from markdown_it import MarkdownIt
+
+    return str(MarkdownIt("commonmark", {"html": False}).enable("table").render(label_guide(path)))
+
+
+def visible_text(html: str) -> str:
+    """The words a reader sees in ``html``: Label Studio cleans instructions with bleach, so compare these."""
+    return " ".join(unescape(re.sub(r"<[^>]*>", " ", html)).split())
 
 
 def task_data(sentence: Sentence) -> dict[str, Any]:
@@ -372,23 +421,40 @@ def find_project(client: StudioClient, project: str) -> Any | None:
     return client.call(f"reading project {project!r}", client.sdk.projects.get, matches[0].id, request_options=client.options())
 
 
-def _require_project(client: StudioClient, project: str) -> Any:
+def _require_project(client: StudioClient, project: str | int) -> Any:
+    """The project titled ``project``, or with id ``project`` when it is an int."""
+    if isinstance(project, int):
+        return client.call(f"reading project {project}", client.sdk.projects.get, project, request_options=client.options())
     found = find_project(client, project)
     if found is None:
         raise StudioError(f"no project titled {project!r} in Label Studio at {client.url}")
     return found
 
 
-def ensure_project(client: StudioClient, project: str, *, update_config: bool = False) -> tuple[Any, bool, bool]:
-    """Find or create the project; return ``(project, created, config_updated)``."""
+class EnsuredProject(NamedTuple):
+    project: Any
+    created: bool
+    config_updated: bool
+    instructions_updated: bool
+
+
+def ensure_project(client: StudioClient, project: str, *, update_config: bool = False) -> EnsuredProject:
+    """Find or create the project, with our labelling config and the label guide as its instructions.
+
+    The instructions are rewritten whenever their text differs from the label
+    guide in ``labels/README.md``, which is where the guide is maintained.
+    """
     if len(project.strip()) < 3:
         raise InputError(f"project name {project!r} is too short: Label Studio needs at least 3 characters")
     config = read_label_config()
+    instructions = instructions_html()
     found = find_project(client, project)
     attempt = 0
     while found is None:
         try:
-            created = client.sdk.projects.create(title=project, label_config=config, request_options=client.options())
+            created = client.sdk.projects.create(
+                title=project, label_config=config, expert_instruction=instructions, show_instruction=True, request_options=client.options()
+            )
         except _FAILURES as e:
             if not is_transient(e) or attempt >= client.retries:
                 client.fail(e, f"creating project {project!r}", attempts=attempt + 1)
@@ -397,25 +463,41 @@ def ensure_project(client: StudioClient, project: str, *, update_config: bool = 
             # The server may have created it before the answer was lost: look again.
             found = find_project(client, project)
             if found is not None:
-                return found, True, False
+                return EnsuredProject(found, True, False, _ensure_instructions(client, found, instructions))
             continue
         logger.info("created project %r (id %s)", project, created.id)
-        return created, True, False
-    if same_config(found.label_config or "", config):
-        return found, False, False
-    if not update_config:
-        raise StudioError(f"project {project} has a different labelling config than schemas/label_config.xml; rerun with --update-config")
-    # Label Studio checks the new config against existing annotations and
-    # refuses (HTTP 400) a config that would orphan them; nothing is deleted.
-    updated = client.call(
-        f"updating the labelling config of project {project!r}",
+        return EnsuredProject(created, True, False, False)
+    config_updated = False
+    if not same_config(found.label_config or "", config):
+        if not update_config:
+            raise StudioError(f"project {project} has a different labelling config than schemas/label_config.xml; rerun with --update-config")
+        # Label Studio checks the new config against existing annotations and
+        # refuses (HTTP 400) a config that would orphan them; nothing is deleted.
+        found = client.call(
+            f"updating the labelling config of project {project!r}",
+            client.sdk.projects.update,
+            found.id,
+            label_config=config,
+            request_options=client.options(),
+        )
+        config_updated = True
+        logger.info("updated the labelling config of project %r", project)
+    return EnsuredProject(found, False, config_updated, _ensure_instructions(client, found, instructions))
+
+
+def _ensure_instructions(client: StudioClient, project: Any, instructions: str) -> bool:
+    if getattr(project, "show_instruction", False) and visible_text(project.expert_instruction or "") == visible_text(instructions):
+        return False
+    client.call(
+        f"setting the instructions of project {project.title!r}",
         client.sdk.projects.update,
-        found.id,
-        label_config=config,
+        project.id,
+        expert_instruction=instructions,
+        show_instruction=True,
         request_options=client.options(),
     )
-    logger.info("updated the labelling config of project %r", project)
-    return updated, False, True
+    logger.info("project %r: instructions set to the label guide", project.title)
+    return True
 
 
 # --- push ----------------------------------------------------------------------------
@@ -544,7 +626,7 @@ def push(
         payloads = predict_payloads(list(unique.values()), predictor, model_version=model_version, batch_size=batch_size)
         predicted = dict(zip(unique, payloads, strict=True))
 
-    found, created, config_updated = ensure_project(client, project, update_config=update_config)
+    found, created, config_updated, _ = ensure_project(client, project, update_config=update_config)
     project_id = int(found.id)
     tasks_before, existing = (0, {}) if created else existing_tasks(client, project_id, model_versions=predictor is not None)
     new = [s for sid, s in unique.items() if sid not in existing]
@@ -729,8 +811,10 @@ def _annotation_ids(tasks: list[dict[str, Any]]) -> set[Any]:
     return {(task.get("id"), a.get("id")) for task in tasks for a in task.get("annotations") or []}
 
 
-def pull(client: StudioClient, *, project: str, labels_dir: Path, name: str = "studio") -> PullReport:
+def pull(client: StudioClient, *, project: str | int, labels_dir: Path, name: str = "studio") -> PullReport:
     """Fetch the project's annotations and write the next version of label set ``name``.
+
+    ``project`` is the project's title, or its id as an int.
 
     The raw export is kept as ``labels_dir/raw/<name>-<UTC time>.json``
     (unless it is byte-identical to the last one), then turned into a label
@@ -742,6 +826,7 @@ def pull(client: StudioClient, *, project: str, labels_dir: Path, name: str = "s
         raise InputError(f"label-set name {name!r} must be letters, digits, '_' or '.'")
     labels_dir = Path(labels_dir)
     found = _require_project(client, project)
+    project = str(found.title)
     raw = export_project(client, int(found.id), what=f"exporting project {project!r}")
     try:
         payload = orjson.loads(raw)
@@ -818,6 +903,7 @@ class StatusReport(BaseModel):
     per_label: dict[str, int]
     per_annotator: dict[str, int]
     predictions: dict[str, int]
+    backends: list[BackendState] = []
 
 
 def _emails(client: StudioClient) -> dict[int, str]:
@@ -876,6 +962,7 @@ def status(client: StudioClient, *, project: str) -> StatusReport:
         per_label=dict(per_label),
         per_annotator=dict(sorted(per_annotator.items())),
         predictions=predictions,
+        backends=backend_states(client, project_id),
     )
 
 
@@ -885,6 +972,234 @@ def _prediction_counts(client: StudioClient, project_id: int) -> dict[str, int]:
     for task in existing.values():
         counts.update(task.model_versions)
     return dict(sorted(counts.items()))
+
+
+# --- ML backends ---------------------------------------------------------------------
+
+# The annotation events that change a label set; the webhook gets only these,
+# so a big import (TASKS_CREATED carries every task) is never posted to the backend.
+BACKEND_WEBHOOK_ACTIONS = ("ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED")
+_UP_STATES = frozenset({"CO", "TR", "PR"})
+
+
+class BackendState(BaseModel):
+    """An ML backend of a project as Label Studio sees it (it asks the backend's /health and /setup first)."""
+
+    id: int
+    url: str
+    title: str
+    state: str
+    up: bool
+    model_version: str
+    error: str | None = None
+
+
+class ConnectReport(BaseModel):
+    """What :func:`connect_backend` found and changed; ``changed`` is empty when all was in place."""
+
+    project_id: int
+    project: str
+    backend: BackendState
+    changed: list[str]
+
+
+def _backend_state(backend: Any) -> BackendState:
+    state = str(getattr(backend, "state", "") or "")
+    readable = str(getattr(backend, "readable_state", "") or state)
+    return BackendState(
+        id=int(backend.id),
+        url=str(backend.url),
+        title=str(backend.title or ""),
+        state=readable,
+        up=state in _UP_STATES,
+        model_version=str(backend.model_version or ""),
+        error=str(backend.error_message) if backend.error_message else None,
+    )
+
+
+def _list_backends(client: StudioClient, project_id: int) -> list[Any]:
+    # Label Studio asks every backend for /health and /setup before it answers.
+    return client.call(
+        f"listing the ML backends of project {project_id}",
+        lambda: list(client.sdk.ml.list(project=project_id, request_options=client.options())),
+    )
+
+
+def backend_states(client: StudioClient, project_id: int) -> list[BackendState]:
+    """The project's ML backends, each with its state (up or down) and model version."""
+    return [_backend_state(b) for b in _list_backends(client, project_id)]
+
+
+def _same_url(a: str, b: str) -> bool:
+    return a.strip().rstrip("/") == b.strip().rstrip("/")
+
+
+def _auth_fields(auth: tuple[str, str] | None) -> dict[str, Any]:
+    if auth is None:
+        return {"auth_method": "NONE"}
+    return {"auth_method": "BASIC_AUTH", "basic_auth_user": auth[0], "basic_auth_pass": auth[1]}
+
+
+def connect_backend(
+    client: StudioClient, *, project: str, backend_url: str, auth: tuple[str, str] | None, update_config: bool = False
+) -> ConnectReport:
+    """Register the ML backend at ``backend_url`` with ``project`` and have annotators see its predictions.
+
+    Makes sure that: the project exists with our labelling config and the
+    label guide as instructions; the backend is registered (with HTTP basic
+    ``auth``), titled with the model version it serves, and is the project's
+    model version; predictions are fetched for tasks as they are opened; the
+    webhook that tells the backend about annotations carries the same
+    credentials. Only what differs is changed, so a second run changes nothing.
+
+    ``backend_url`` is the address *Label Studio* reaches the backend at, and
+    the backend must be running: Label Studio checks it before registering.
+    """
+    url = backend_url.strip().rstrip("/")
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise InputError(f"backend URL must start with http:// or https://, got {backend_url!r}")
+    found, created, config_updated, instructions_updated = ensure_project(client, project, update_config=update_config)
+    project_id = int(found.id)
+    changed = [what for what, done in (("project created", created), ("labelling config", config_updated)) if done]
+    if instructions_updated and not created:
+        changed.append("instructions")
+    mine = [b for b in _list_backends(client, project_id) if _same_url(str(b.url), url)]
+    wanted_auth = _auth_fields(auth)
+    if not mine:
+        backend = client.call(
+            f"registering the ML backend {url} with project {project!r}",
+            client.sdk.ml.create,
+            project=project_id,
+            url=url,
+            title="annotate",
+            is_interactive=False,
+            auto_update=True,
+            **wanted_auth,
+            request_options=client.options(),
+        )
+        changed.append("backend registered")
+        logger.info("registered the ML backend %s with project %r", url, project)
+    else:
+        backend = mine[0]
+        stale = (
+            str(backend.auth_method or "NONE") != wanted_auth["auth_method"]
+            or (auth is not None and backend.basic_auth_user != auth[0])
+            or bool(backend.is_interactive)
+            or backend.auto_update is False
+            # Label Studio checked the stored password just now: a backend that
+            # is not up either is down or was registered with other credentials.
+            or str(backend.state or "") not in _UP_STATES
+        )
+        if stale:
+            backend = client.call(
+                f"updating the ML backend {url} of project {project!r}",
+                client.sdk.ml.update,
+                backend.id,
+                project=project_id,
+                url=url,
+                is_interactive=False,
+                auto_update=True,
+                **wanted_auth,
+                request_options=client.options(),
+            )
+            changed.append("backend settings")
+    state = _backend_state(backend)
+    if not state.up:
+        raise StudioError(f"Label Studio at {client.url} cannot use the ML backend at {url}: {state.state} ({state.error or 'no answer'})")
+    changed += show_backend_version(client, project_id, state.model_version, auth=auth)
+    changed += _ensure_prelabelling(client, project_id)
+    changed += _ensure_backend_webhook(client, project_id, url, auth)
+    final = next(b for b in backend_states(client, project_id) if b.id == state.id)
+    return ConnectReport(project_id=project_id, project=str(found.title), backend=final, changed=changed)
+
+
+def show_backend_version(client: StudioClient, project_id: int, model_version: str, *, auth: tuple[str, str] | None) -> list[str]:
+    """Make ``model_version`` the project's, so annotators see the predictions the backend serving it makes.
+
+    Label Studio shows predictions of the project's model version only, and
+    accepts as that version only one with predictions or an ML backend with
+    that title. So the backend that answers ``/setup`` with ``model_version``
+    is titled with it (Label Studio then moves the project's version along),
+    and the project's version is set if it still differs. Returns what changed.
+    """
+    changed: list[str] = []
+    serving = [b for b in _list_backends(client, project_id) if str(b.model_version or "") == model_version]
+    if not serving:
+        raise StudioError(f"no ML backend of project {project_id} in Label Studio at {client.url} serves model version {model_version}")
+    for backend in serving:
+        if backend.title == model_version:
+            continue
+        # Label Studio checks a backend again on every change: it needs project, URL and credentials each time.
+        client.call(
+            f"titling the ML backend {backend.url} with its model version",
+            client.sdk.ml.update,
+            backend.id,
+            project=project_id,
+            url=backend.url,
+            title=model_version,
+            **_auth_fields(auth),
+            request_options=client.options(),
+        )
+        changed.append("backend title")
+    current = client.call(f"reading project {project_id}", client.sdk.projects.get, project_id, request_options=client.options())
+    if (current.model_version or "") != model_version:
+        client.call(
+            f"setting the model version of project {project_id}",
+            client.sdk.projects.update,
+            project_id,
+            model_version=model_version,
+            request_options=client.options(),
+        )
+        changed.append("project model version")
+    if changed:
+        logger.info("project %s now shows predictions of model %s", project_id, model_version)
+    return changed
+
+
+def _ensure_prelabelling(client: StudioClient, project_id: int) -> list[str]:
+    current = client.call(f"reading project {project_id}", client.sdk.projects.get, project_id, request_options=client.options())
+    if current.show_collab_predictions and current.evaluate_predictions_automatically:
+        return []
+    client.call(
+        f"turning on predictions for project {project_id}",
+        client.sdk.projects.update,
+        project_id,
+        show_collab_predictions=True,
+        evaluate_predictions_automatically=True,
+        request_options=client.options(),
+    )
+    return ["prelabelling"]
+
+
+def _ensure_backend_webhook(client: StudioClient, project_id: int, backend_url: str, auth: tuple[str, str] | None) -> list[str]:
+    """The webhook to the backend's /webhook: annotation events only, with the backend's credentials.
+
+    Label Studio creates one when a backend is registered, for every event
+    and without credentials, which a backend with basic auth refuses (401).
+    """
+    url = f"{backend_url}/webhook"
+    headers = {"Authorization": "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()} if auth else {}
+    wanted = {"headers": headers, "actions": sorted(BACKEND_WEBHOOK_ACTIONS), "send_for_all_actions": False, "send_payload": True, "is_active": True}
+    hooks: list[Any] = client.call(
+        f"listing the webhooks of project {project_id}",
+        lambda: list(client.sdk.webhooks.list(project=str(project_id), request_options=client.options())),
+    )
+    mine = [h for h in hooks if _same_url(str(h.url), url) and getattr(h, "project", project_id) == project_id]
+    if not mine:
+        client.call("creating the backend's webhook", client.sdk.webhooks.create, url=url, project=project_id, **wanted, request_options=client.options())
+        return ["webhook"]
+    hook = mine[0]
+    have = {
+        "headers": hook.headers or {},
+        "actions": sorted(str(a) for a in hook.actions or []),
+        "send_for_all_actions": hook.send_for_all_actions,
+        "send_payload": hook.send_payload,
+        "is_active": hook.is_active,
+    }
+    if have == wanted:
+        return []
+    client.call("updating the backend's webhook", client.sdk.webhooks.update, hook.id, url=url, **wanted, request_options=client.options())
+    return ["webhook"]
 
 
 if __name__ == "__main__":

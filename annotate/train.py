@@ -18,7 +18,7 @@ import json
 import platform
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ def train(
     model_file = f"model-{model_sha[:12]}.skops"
     with atomic_write(model_dir / model_file, mode="wb") as handle:
         handle.write(model_bytes)
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     card = ModelCard(
         model_id=f"{model_dir.name}-{created:%Y%m%dT%H%M%S}",
         schema_version=SCHEMA_VERSION,

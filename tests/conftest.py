@@ -62,7 +62,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never see the developer's Label Studio settings."""
-    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"):
+    for name in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "ANNOTATE_BACKEND_USER", "ANNOTATE_BACKEND_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
 
 

@@ -31,7 +31,7 @@ def test_unknown_label_in_export(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["labels", "import", str(path), "--labels-dir", str(tmp_path / "labels")])
     assert result.exit_code == 2
     assert result.stderr == (
-        f"Error: export.json: task #1 (id 100): unknown label 'Financing' (expected one of regulatory_barrier, financing, safety_risk, commercialization)\n"
+        "Error: export.json: task #1 (id 100): unknown label 'Financing' (expected one of regulatory_barrier, financing, safety_risk, commercialization)\n"
     )
     assert not (tmp_path / "labels").exists()
 

@@ -41,6 +41,19 @@ def test_json_min_single_choice_is_a_string_and_several_a_dict() -> None:
     assert [row.labels for row in rows] == [["financing"], ["regulatory_barrier", "commercialization"]]
 
 
+def test_a_blank_task_without_annotations_is_left_out_but_with_annotations_refused() -> None:
+    vote = {"completed_by": 1, "result": [{"type": "choices", "value": {"choices": ["financing"]}}]}
+    tasks = [
+        {"id": 1, "data": {"text": "Funding fell.", "sentence_id": "s1"}, "annotations": [vote]},
+        {"id": 2, "data": {"text": "  ", "sentence_id": "s2"}, "annotations": []},
+        {"id": 3, "data": {"title": "no text"}, "annotations": []},
+    ]
+    rows, counts = labeled_from_export(tasks)
+    assert [row.sentence_id for row in rows] == ["s1"] and counts["without_annotations"] == 2
+    with pytest.raises(InputError, match=r"task #2 \(id 2\): task has no 'text' in its data"):
+        labeled_from_export([tasks[0], {**tasks[1], "annotations": [vote]}])
+
+
 def test_ground_truth_annotation_wins() -> None:
     task = {"id": 1, "data": {"text": "x y", "sentence_id": "s"}, "annotations": [
         {"completed_by": 1, "result": [{"type": "choices", "value": {"choices": ["financing"]}}], "ground_truth": True, "updated_at": "1"},

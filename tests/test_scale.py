@@ -25,7 +25,6 @@ from annotate.scale import classify_on_dask, plan_partitions
 from .conftest import EXAMPLES, STARTER
 
 
-
 @pytest.fixture(scope="module")
 def sentences_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The examples' sentences, repeated under new ids so that there are several thousand."""

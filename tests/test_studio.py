@@ -89,7 +89,7 @@ def test_the_wait_doubles_up_to_thirty_seconds() -> None:
 def test_transient_failures_are_retried_with_growing_waits(pauses: list[float]) -> None:
     client, requests = client_answering([httpx.Response(503), httpx.ConnectError("refused"), httpx.Response(502), ME])
     me = whoami(client)()
-    assert getattr(me, "email") == "admin@annotate.test"
+    assert me.email == "admin@annotate.test"
     assert pauses == [1.0, 2.0, 4.0]
     assert requests == ["GET /api/current-user/whoami"] * 4
 

@@ -9,6 +9,9 @@ Every test that uses it runs against both (``test_x[sqlite]``,
 (``.ci/install-postgresql``; ``ANNOTATE_PG_BIN`` overrides where its programs
 are), started on a free port with its own data folder as an unprivileged user.
 
+``annotate_backend`` starts ``annotate serve`` processes (the ML backend) on
+127.0.0.1 and stops them after the test; their log is printed under a failing test.
+
 Locally the tests skip, with the reason, when a service is not installed;
 where everything is required (CI, ``make test``; see ``tests/conftest.py``)
 that fails them. The server's log is printed under every failing test that used it.
@@ -33,6 +36,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -308,6 +312,9 @@ class StudioServer:
             LATEST_VERSION_CHECK="false",
             LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN="true",
             COLLECT_ANALYTICS="false",
+            # Label Studio refuses ML backend and webhook URLs on loopback and
+            # private networks unless told otherwise; our backend runs on 127.0.0.1.
+            USE_DEFAULT_BANNED_SUBNETS="false",
             SENTRY_DSN="",
             FRONTEND_SENTRY_DSN="",
         )
@@ -474,7 +481,96 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     server = getattr(item, "funcargs", {}).get("studio_server")
     if report.failed and isinstance(server, StudioServer):
         report.sections.append((f"label-studio ({server.backend}) log (last 80 lines)", server.log_tail()))
+    tmp = getattr(item, "funcargs", {}).get("tmp_path")
+    if report.failed and "annotate_backend" in getattr(item, "funcargs", {}) and tmp is not None:
+        for log in sorted(Path(str(tmp)).glob("backend-*.log")):
+            text = log.read_text(encoding="utf-8", errors="replace").splitlines()[-60:]
+            report.sections.append((f"annotate serve log {log.name} (last 60 lines)", "\n".join(text)))
     return report
+
+
+# --- the ML backend -------------------------------------------------------------------
+
+
+@dataclass
+class BackendServer:
+    """One ``annotate serve`` process on 127.0.0.1 with basic auth (unless ``--no-auth`` is in ``args``)."""
+
+    args: list[str]
+    env: dict[str, str]
+    log_path: Path
+    port: int = field(default_factory=free_port)
+    user: str = "label-studio"
+    password: str = field(default_factory=lambda: "Pw-" + secrets.token_hex(12))
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> tuple[str, str]:
+        return self.user, self.password
+
+    def start(self, timeout: float = 120.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("LABEL_STUDIO_", "ANNOTATE_BACKEND_"))}
+        env.update(ANNOTATE_BACKEND_USER=self.user, ANNOTATE_BACKEND_PASSWORD=self.password, **self.env)
+        command = [str(Path(sys.executable).parent / "annotate"), "serve", "--port", str(self.port), *self.args]
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"annotate serve exited with code {self.process.returncode}\n{self.log_tail()}")
+            try:
+                if httpx.get(f"{self.url}/health", auth=self.auth, timeout=5).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.3)
+        raise RuntimeError(f"annotate serve did not answer /health within {timeout:.0f} s\n{self.log_tail()}")
+
+    def health(self) -> dict[str, Any]:
+        answer = httpx.get(f"{self.url}/health", auth=self.auth, timeout=10)
+        answer.raise_for_status()
+        return dict(answer.json())
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(10)
+        self.process = None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no log)"
+
+
+@pytest.fixture
+def annotate_backend(tmp_path: Path) -> Iterator[Callable[..., BackendServer]]:
+    """``annotate_backend(*args, env={...})`` starts ``annotate serve ARGS`` and returns it running."""
+    started: list[BackendServer] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> BackendServer:
+        server = BackendServer(list(args), env or {}, tmp_path / f"backend-{len(started)}.log")
+        started.append(server)
+        server.start()
+        return server
+
+    try:
+        yield start
+    finally:
+        for server in started:
+            server.stop()
 
 
 # --- a misbehaving network -----------------------------------------------------------

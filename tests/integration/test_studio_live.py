@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -21,14 +21,15 @@ import pytest
 from label_studio_sdk import LabelStudio
 
 from annotate import studio
+from annotate.classify import load_model
 from annotate.errors import InputError, StudioAuthError, StudioConnectionError, StudioError
-from annotate.labels import LABELS
+from annotate.labels import LABEL_HINTS, LABEL_NAMES, LABELS
 from annotate.schemas import Sentence
 
 from .conftest import ACCESS_TOKEN_SECONDS, TOKEN_LEEWAY_SECONDS, closed_port
 
 if TYPE_CHECKING:
-    from .conftest import Chromium, FaultProxy, StudioServer
+    from .conftest import BackendServer, Chromium, FaultProxy, StudioServer
 
 FAST = {"timeout": 20.0, "retries": 3, "backoff": 0.05}
 
@@ -625,21 +626,26 @@ def test_api_key_never_appears(
 # --- what an annotator sees ----------------------------------------------------------------
 
 
-def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, chromium: Chromium, tmp_path: Path) -> None:
-    predictor, version = model_predictor()
-    client = connect(studio_server)
-    sentences = make_sentences(5, prefix="page")
-    report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
-    # A sentence with context on both sides that the model tags, so that the ticked boxes show its prediction.
-    predicted_labels = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences])), strict=True))
-    shown = next((s for s in sentences if s.prev and s.next and predicted_labels[s.sentence_id]), None)
-    assert shown is not None, f"the model tags none of the middle sentences: {predicted_labels}"
-    predicted = predicted_labels[shown.sentence_id]
-    task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
+def ticked_labels(chromium: Chromium, *, expect: list[str], wait: float = 30.0) -> list[str]:
+    """The labels whose checkbox is ticked on the page, read back from their readable names.
 
-    chromium.open_page(studio_server.login())
-    chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?task={task}")
-    needles = [*LABELS, shown.text, shown.prev, shown.next, shown.title, "Submit"]
+    The boxes are ticked when the prediction is applied, which may come after
+    the first paint: wait up to ``wait`` seconds for ``expect`` to show.
+    """
+    deadline = time.monotonic() + wait
+    while True:
+        texts = chromium.evaluate(
+            "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
+        )
+        ticked = sorted(label for text in texts for label in LABELS if text.startswith(LABEL_NAMES[label]))
+        if ticked == sorted(expect) or time.monotonic() > deadline:
+            return ticked
+        time.sleep(0.5)
+
+
+def open_labelling_page(chromium: Chromium, url: str, needles: list[str], tmp_path: Path, name: str) -> tuple[str, str]:
+    """Open ``url`` and wait until the labelling panel shows ``needles`` and every choice's checkbox; ``(text, dom)``."""
+    chromium.navigate(url)
     text = chromium.wait_for_text(needles)
     # The labelling panel re-renders once after its first paint (when the
     # prediction arrives), so take the DOM once it holds every choice's checkbox.
@@ -649,29 +655,74 @@ def test_labelling_page_shows_choices_and_context(studio_server: StudioServer, c
     while not all(control in dom for control in controls) and time.monotonic() < deadline:
         time.sleep(0.5)
         dom = chromium.dom()
-    chromium.screenshot(tmp_path / "labelling-page.png")
-    (tmp_path / "labelling-page.html").write_text(dom, encoding="utf-8")
+    text = chromium.wait_for_text(needles, timeout=5)
+    chromium.screenshot(tmp_path / f"{name}.png")
+    (tmp_path / f"{name}.html").write_text(dom, encoding="utf-8")
     missing = [needle for needle in needles if needle not in text]
-    assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / 'labelling-page.png'})"
+    assert not missing, f"not on the page: {missing} (screenshot: {tmp_path / f'{name}.png'})"
+    return text, dom
+
+
+def test_labelling_page_shows_choices_and_context(
+    studio_server: StudioServer, chromium: Chromium, tmp_path: Path, annotate_backend: Callable[..., BackendServer], small_model: Path
+) -> None:
+    predictor, version = model_predictor()
+    client = connect(studio_server)
+    sentences = make_sentences(5, prefix="page")
+    report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
+    # A sentence with context on both sides that the model tags, so that the ticked boxes show its prediction.
+    predicted_labels = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences])), strict=True))
+    shown = next((s for s in sentences if s.prev and s.next and predicted_labels[s.sentence_id]), None)
+    assert shown is not None, f"the model tags none of the middle sentences: {predicted_labels}"
+    predicted = sorted(predicted_labels[shown.sentence_id])
+    task = task_ids_by_sentence(studio_server, report.project_id)[shown.sentence_id][0]
+
+    chromium.open_page(studio_server.login())
+    names = [LABEL_NAMES[label] for label in LABELS]
+    hints = [LABEL_HINTS[label] for label in LABELS]
+    url = f"{studio_server.url}/projects/{report.project_id}/data?task={task}"
+    text, dom = open_labelling_page(chromium, url, [*names, *hints, shown.text, shown.prev, shown.next, shown.title, "Submit"], tmp_path, "labelling-page")
+    # Readable names and hints on the page; the stored values stay the label ids (the checkboxes' names).
     for label in LABELS:
-        assert f'<input name="{label}"' in dom and f"<span>{label}<sup" in dom, f"no checkbox for {label} in the DOM"
+        assert f'<input name="{label}"' in dom and f"<b>{LABEL_NAMES[label]}</b>" in dom, f"no checkbox for {label} in the DOM"
+    for number in range(1, 5):
+        assert f'<sup class="lsf-hint">[{number}]</sup>' in dom, f"no hotkey {number} shown"
     for context in (shown.text, shown.prev, shown.next, shown.title):
         assert context in dom
     assert (tmp_path / "labelling-page.png").stat().st_size > 10_000
-    # The model's pre-annotation is offered: its tab (the version, shortened
+    # The pushed pre-annotation is offered: its tab (the version, shortened
     # in the middle) and its choices ticked.
     assert version[:8] in text and version[-6:] in text
-    # The boxes are ticked when the prediction is applied, which may come after the first paint.
-    deadline = time.monotonic() + 30
-    while True:
-        ticked = sorted(label.split("[")[0] for label in chromium.evaluate(
-            "[...document.querySelectorAll('input[type=checkbox]:checked')].map(e => (e.closest('label') || e.parentElement).innerText.trim())"
-        ))  # fmt: skip
-        if ticked or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    ticked = ticked_labels(chromium, expect=predicted)
     chromium.screenshot(tmp_path / "labelling-page-ticked.png")
-    assert predicted and ticked == sorted(predicted), f"ticked {ticked}, predicted {predicted} (screenshot: {tmp_path / 'labelling-page-ticked.png'})"
+    assert ticked == predicted, f"ticked {ticked}, predicted {predicted} (screenshot: {tmp_path / 'labelling-page-ticked.png'})"
+
+    # The label stream opens with the instructions: the label guide from labels/README.md.
+    guide = studio.label_guide().splitlines()
+    heading = guide[0].lstrip("# ").strip()
+    first_words = " ".join(next(line for line in guide[1:] if line.strip()).split()[:6])
+    chromium.navigate(f"{studio_server.url}/projects/{report.project_id}/data?labeling=1")
+    shown_first = chromium.wait_for_text([heading, first_words])
+    chromium.screenshot(tmp_path / "instructions.png")
+    assert heading in shown_first and first_words in shown_first, f"no instructions (screenshot: {tmp_path / 'instructions.png'})"
+
+    # A task imported without a prediction gets one from the connected ML backend, ticked on the page.
+    backend = annotate_backend("--model", str(small_model), "--versions", str(tmp_path / "versions"), "--retrain-after", "0")
+    env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key, "ANNOTATE_BACKEND_PASSWORD": backend.password}
+    connected = run_cli(["studio", "connect", "--project", "labelling page", "--backend", backend.url, "--json"], env=env)
+    assert connected.exit_code == 0, connected.output
+    backend_version = json.loads(connected.stdout)["backend"]["model_version"]
+    backend_model = load_model(small_model)
+    assert backend_version == backend_model.card.model_id != version
+    imported = "Investors poured 80 million dollars into the start-up, and regulators must still approve its triage tool."
+    sdk(studio_server).projects.import_tasks(report.project_id, request=[{"data": {"text": imported, "title": "Imported", "prev": "", "next": ""}}])
+    new_task = max(t for ids in task_ids_by_sentence(studio_server, report.project_id).values() for t in ids)
+    expected = sorted(backend_model.predict([imported])[0][0])
+    assert expected, "the backend's model should tag this sentence"
+    url = f"{studio_server.url}/projects/{report.project_id}/data?task={new_task}"
+    text, _ = open_labelling_page(chromium, url, [*names, imported, "Submit"], tmp_path, "backend-prediction")
+    assert backend_version[:8] in text and backend_version[-6:] in text
+    assert ticked_labels(chromium, expect=expected) == expected
 
 
 # --- the command line ----------------------------------------------------------------------

@@ -12,8 +12,8 @@ from datetime import timedelta
 
 # Label Studio's settings read django.conf.settings while they load, that is this module
 # half-loaded: the base settings must be here before the rest is imported.
-from core.settings.base import *  # noqa: F403
-from label_studio.core.settings.label_studio import *  # noqa: F403
+from core.settings.base import *
+from label_studio.core.settings.label_studio import *
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(seconds=int(os.environ["ANNOTATE_TEST_ACCESS_TOKEN_SECONDS"])),
