@@ -42,6 +42,31 @@ def _definitions(markdown: str) -> dict[str, str]:
     return {name: " ".join(text.split()) for name, text in found if name in LABELS}
 
 
+def _clarifications(markdown: str) -> list[str]:
+    """The bullets of the guide's "Clarifications" paragraph, whitespace normalised."""
+    lines = markdown.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("Clarifications"))
+    bullets: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("- "):
+            bullets.append(line[2:])
+        elif line.startswith("  ") and bullets:
+            bullets[-1] += " " + line
+        elif bullets or line.startswith("#"):
+            break
+    return [" ".join(bullet.split()) for bullet in bullets]
+
+
+def test_project_label_guide_has_the_shared_clarifications() -> None:
+    """The clarifications bind annotators and the instructions Label Studio shows them (the README's guide section)."""
+    pinned = _clarifications(PINNED_DEFINITIONS.read_text(encoding="utf-8"))
+    assert len(pinned) >= 7
+    assert _clarifications((ROOT / "labels" / "README.md").read_text(encoding="utf-8")) == pinned
+    assert " ".join(pinned[0].split()[:4]) in " ".join(studio.visible_text(studio.instructions_html()).split())
+    if SHARED_GUIDE.exists():
+        assert _clarifications(SHARED_GUIDE.read_text(encoding="utf-8")) == pinned, f"{SHARED_GUIDE} has other clarifications: update {PINNED_DEFINITIONS} and labels/README.md"
+
+
 def test_project_label_guide_matches_the_shared_guide() -> None:
     """labels/README.md against the pinned copy always, and the pinned copy against the shared guide where it is present."""
     pinned = _definitions(PINNED_DEFINITIONS.read_text(encoding="utf-8"))
