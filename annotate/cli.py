@@ -425,8 +425,9 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
     'annotate train' reports it. With --test: the model scored on that
     labelled file with its own thresholds. Both give per-label precision,
     recall, F1, support and Brier score, micro/macro F1, the keyword-rules
-    baseline on the same sentences, a label co-occurrence table and a
-    learning curve (25/50/75/100 % of the training articles). Plots:
+    baseline and the annotators' agreement on the same sentences side by
+    side, a label co-occurrence table and learning curves (25/50/75/100 % of
+    the training articles) with and without the sentence encoder. Plots:
     precision-recall curves with the chosen thresholds, reliability diagrams,
     the learning curve.
 
@@ -471,13 +472,21 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
         for average in ("micro", "macro"):
             row = metrics[average]
             click.echo(f"{average:<20} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}")
-        baseline = evaluation.baseline
-        click.echo(f"keyword baseline ({evaluation.baseline_id}): micro-F1 {baseline['micro']['f1']:.3f}, macro-F1 {baseline['macro']['f1']:.3f}")
+        click.echo("\nF1 side by side".ljust(23) + " ".join(f"{label[:12]:>12}" for label in LABELS) + f"{'macro':>13}")
+        for name, table in (("model", evaluation.metrics), ("keywords", evaluation.baseline)):
+            click.echo(f"{name:<22} " + " ".join(f"{table[label]['f1']:>12.3f}" for label in LABELS) + f" {table['macro']['f1']:>12.3f}")
         if evaluation.annotator_f1:
-            human = ", ".join(f"{label} {'n/a' if f1 is None else f'{f1:.3f}'}" for label, f1 in evaluation.annotator_f1.items())
-            click.echo(f"annotators against each other ({evaluation.annotator_sentences} sentences), F1: {human}")
-        curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.learning_curve)
-        click.echo(f"learning curve (macro-F1): {curve}")
+            human = [evaluation.annotator_f1[label] for label in LABELS]
+            cells = " ".join(f"{'n/a':>12}" if f1 is None else f"{f1:>12.3f}" for f1 in human)
+            macro = "n/a" if None in human else f"{sum(f1 for f1 in human if f1 is not None) / len(human):.3f}"
+            click.echo(f"{'annotators':<22} {cells} {macro:>12}   ({evaluation.annotator_sentences} sentences, one annotator against another)")
+        click.echo(f"keyword baseline: {evaluation.baseline_id}")
+        if evaluation.learning_curve:
+            curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.learning_curve)
+            click.echo(f"learning curve (macro-F1): {curve}")
+        if evaluation.other_curve:
+            curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.other_curve)
+            click.echo(f"learning curve, {evaluation.other_curve_id}: {curve}")
     note(f"report written to {files[-1]} with {len(files) - 1} plots", quiet=quiet)
 
 

@@ -75,6 +75,9 @@ class Evaluation:
     baseline_id: str
     baseline: dict[str, dict[str, float]]
     learning_curve: list[LearningPoint] = field(default_factory=list)
+    # The same curve for the other feature set: without the encoder when the model has it, and with it when not.
+    other_curve_id: str = ""
+    other_curve: list[LearningPoint] = field(default_factory=list)
     # Annotators scored against each other on the sentences two or more of them labelled.
     annotator_sentences: int = 0
     annotator_f1: dict[str, float | None] = field(default_factory=dict)
@@ -101,6 +104,7 @@ class Evaluation:
             "thresholds": {label: float(t) for label, t in zip(LABELS, self.thresholds, strict=True)},
             "baseline": {"id": self.baseline_id, "metrics": self.baseline},
             "learning_curve": [point.__dict__ for point in self.learning_curve],
+            "other_curve": {"id": self.other_curve_id, "points": [point.__dict__ for point in self.other_curve]},
             "co_occurrence": {"labels": [*LABELS, NONE], "counts": self.co_occurrence.tolist()},
             "annotators": {"sentences": self.annotator_sentences, "pairwise_f1": self.annotator_f1},
         }
@@ -196,11 +200,59 @@ def cross_validated_evaluation(
     check_trainable(rows)
     fractions = _check_fractions([*fractions, 1.0])
     recipe = recipe or Recipe()
+    other = other_recipe(recipe)
     texts = np.asarray([row.text for row in rows], dtype=object)
     groups = np.asarray([row.article_id for row in rows])
     targets = label_matrix(rows)
-    embeddings = embed(list(texts), recipe)
-    rng = np.random.default_rng(seed)
+    embeddings = embed(list(texts), recipe if recipe.encoder_weight else other)
+    runs = {}
+    for run_recipe in (recipe, other):
+        runs[run_recipe.encoder_weight] = _cross_validated_shares(
+            texts, targets, groups, recipe=run_recipe, embeddings=embeddings if run_recipe.encoder_weight else None,
+            fractions=fractions, folds=folds, rng=np.random.default_rng(seed),
+        )  # fmt: skip
+    scores, decisions, _ = runs[recipe.encoder_weight][1.0]
+    return Evaluation(
+        mode="cross-validation",
+        source=source,
+        model_id=f"recipe {recipe.model_dump_json()} retrained in each fold",
+        articles=len(np.unique(groups)),
+        targets=targets,
+        scores=scores,
+        decisions=decisions,
+        # What ``annotate train`` picks on these rows: the best thresholds on the same out-of-fold scores.
+        thresholds=best_thresholds(targets, scores),
+        metrics=metrics_table(targets, decisions, scores),
+        baseline_id=rules.version,
+        baseline=_rule_metrics(rules, list(texts), targets),
+        learning_curve=[_point(f, trained, targets, chosen) for f, (_, chosen, trained) in runs[recipe.encoder_weight].items()],
+        other_curve_id=curve_name(other),
+        other_curve=[_point(f, trained, targets, chosen) for f, (_, chosen, trained) in runs[other.encoder_weight].items()],
+        **_annotator_reference(rows),
+    )
+
+
+def other_recipe(recipe: Recipe) -> Recipe:
+    """``recipe`` with the encoder block taken out, or put in (at the default weight) when it has none."""
+    return recipe.model_copy(update={"encoder_weight": 0.0 if recipe.encoder_weight else Recipe().encoder_weight})
+
+
+def curve_name(recipe: Recipe) -> str:
+    return f"with the sentence encoder (weight {recipe.encoder_weight:g})" if recipe.encoder_weight else "n-grams only (no encoder)"
+
+
+def _cross_validated_shares(
+    texts: NDArray[Any],
+    targets: NDArray[Any],
+    groups: NDArray[Any],
+    *,
+    recipe: Recipe,
+    embeddings: NDArray[Any] | None,
+    fractions: Sequence[float],
+    folds: int,
+    rng: np.random.Generator,
+) -> dict[float, tuple[NDArray[Any], NDArray[Any], int]]:
+    """Per fraction of the training articles: out-of-fold scores, decisions and the mean training size."""
     scores = {f: np.zeros(targets.shape) for f in fractions}
     decisions = {f: np.zeros(targets.shape, dtype=np.int8) for f in fractions}
     trained_on = {f: 0 for f in fractions}
@@ -215,24 +267,7 @@ def cross_validated_evaluation(
             )  # fmt: skip
             scores[fraction][test_index] = fold_scores
             decisions[fraction][test_index] = fold_scores >= thresholds
-    full = 1.0
-    curve = [_point(fraction, round(trained_on[fraction] / folds), targets, decisions[fraction]) for fraction in fractions]
-    return Evaluation(
-        mode="cross-validation",
-        source=source,
-        model_id=f"recipe {recipe.model_dump_json()} retrained in each fold",
-        articles=len(np.unique(groups)),
-        targets=targets,
-        scores=scores[full],
-        decisions=decisions[full],
-        # What ``annotate train`` picks on these rows: the best thresholds on the same out-of-fold scores.
-        thresholds=best_thresholds(targets, scores[full]),
-        metrics=metrics_table(targets, decisions[full], scores[full]),
-        baseline_id=rules.version,
-        baseline=_rule_metrics(rules, list(texts), targets),
-        learning_curve=curve,
-        **_annotator_reference(rows),
-    )
+    return {f: (scores[f], decisions[f], round(trained_on[f] / folds)) for f in fractions}
 
 
 def _point(fraction: float, sentences: int, targets: NDArray[Any], decisions: NDArray[Any]) -> LearningPoint:
@@ -263,21 +298,26 @@ def model_evaluation(
     targets = label_matrix(test_rows)
     scores = model.predict_proba(texts)
     decisions = (scores >= model.thresholds).astype(np.int8)
-    curve: list[LearningPoint] = []
+    curves: dict[float, list[LearningPoint]] = {}
+    recipe = recipe or model.card.recipe
+    other = other_recipe(recipe)
     if training_rows is not None:
         check_trainable(training_rows)
-        recipe = recipe or model.card.recipe
         train_texts = np.asarray([row.text for row in training_rows], dtype=object)
         train_groups = np.asarray([row.article_id for row in training_rows])
         train_targets = label_matrix(training_rows)
         shares = _article_shares(train_groups, _check_fractions([*fractions, 1.0]), np.random.default_rng(seed))
-        train_embeddings, test_embeddings = embed(list(train_texts), recipe), embed(texts, recipe)
-        for fraction, mask in shares.items():
-            part_scores, thresholds = _fit_and_score(
-                train_texts[mask], train_targets[mask], train_groups[mask], np.asarray(texts, dtype=object),
-                recipe=recipe, embeddings=_rows(train_embeddings, mask), scored_embeddings=test_embeddings,
-            )  # fmt: skip
-            curve.append(_point(fraction, int(mask.sum()), targets, (part_scores >= thresholds).astype(np.int8)))
+        with_encoder = recipe if recipe.encoder_weight else other
+        train_embeddings, test_embeddings = embed(list(train_texts), with_encoder), embed(texts, with_encoder)
+        for run_recipe in (recipe, other):
+            uses = bool(run_recipe.encoder_weight)
+            curves[run_recipe.encoder_weight] = []
+            for fraction, mask in shares.items():
+                part_scores, thresholds = _fit_and_score(
+                    train_texts[mask], train_targets[mask], train_groups[mask], np.asarray(texts, dtype=object), recipe=run_recipe,
+                    embeddings=_rows(train_embeddings, mask) if uses else None, scored_embeddings=test_embeddings if uses else None,
+                )  # fmt: skip
+                curves[run_recipe.encoder_weight].append(_point(fraction, int(mask.sum()), targets, (part_scores >= thresholds).astype(np.int8)))
     return Evaluation(
         mode="test",
         source=source,
@@ -290,7 +330,9 @@ def model_evaluation(
         metrics=metrics_table(targets, decisions, scores),
         baseline_id=rules.version,
         baseline=_rule_metrics(rules, texts, targets),
-        learning_curve=curve,
+        learning_curve=curves.get(recipe.encoder_weight, []),
+        other_curve_id=curve_name(other) if curves else "",
+        other_curve=curves.get(other.encoder_weight, []),
         **_annotator_reference(test_rows),
     )
 
@@ -328,7 +370,7 @@ def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -
         "",
         "Brier score: mean squared gap between probability and truth (0 is perfect; always answering the label's base rate scores p(1-p)).",
         "",
-        "## Model against the keyword baseline (F1)",
+        "## Model, keyword baseline and annotators side by side (F1)",
         "",
     ]
     comparison = [[name, *(_f(table[label]["f1"]) for label in LABELS), _f(table["micro"]["f1"]), _f(table["macro"]["f1"])] for name, table in (("model", m), (f"keywords ({e.baseline_id})", e.baseline))]
@@ -346,9 +388,17 @@ def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -
     lines += ["", "Diagonal cells count sentences whose true label was found; off-diagonal ones show which labels get mixed up.", ""]
     if e.learning_curve:
         lines += ["## Learning curve", ""]
+        other = {p.fraction: p for p in e.other_curve}
+        header = ["share of training articles", "training sentences", "macro-F1", "micro-F1"]
+        if other:
+            header += [f"macro-F1, {e.other_curve_id}", f"micro-F1, {e.other_curve_id}"]
         lines += _table(
-            ["share of training articles", "training sentences", "macro-F1", "micro-F1"],
-            [[f"{p.fraction:.0%}", p.sentences, _f(p.macro_f1), _f(p.micro_f1)] for p in e.learning_curve],
+            header,
+            [
+                [f"{p.fraction:.0%}", p.sentences, _f(p.macro_f1), _f(p.micro_f1)]
+                + ([_f(other[p.fraction].macro_f1), _f(other[p.fraction].micro_f1)] if p.fraction in other else [])
+                for p in e.learning_curve
+            ],
         )
         lines += ["", "A curve still rising at 100 % means more annotation should still pay.", "", f"![learning curve]({LEARNING_PLOT})", ""]
     lines += ["## Precision-recall curves", "", "The dot marks each label's chosen decision threshold.", "", f"![precision-recall curves]({PR_PLOT})", ""]
@@ -418,6 +468,9 @@ def learning_curve_plot(evaluation: Evaluation) -> bytes:
     sizes = [p.sentences for p in evaluation.learning_curve]
     axis.plot(sizes, [p.macro_f1 for p in evaluation.learning_curve], "o-", label="model macro-F1")
     axis.plot(sizes, [p.micro_f1 for p in evaluation.learning_curve], "s--", label="model micro-F1")
+    if evaluation.other_curve:
+        other_sizes = [p.sentences for p in evaluation.other_curve]
+        axis.plot(other_sizes, [p.macro_f1 for p in evaluation.other_curve], "^-", color="tab:red", label=f"macro-F1, {evaluation.other_curve_id}")
     axis.axhline(evaluation.baseline["macro"]["f1"], color="grey", linestyle=":", label=f"keyword baseline macro-F1 ({evaluation.baseline_id})")
     for point in evaluation.learning_curve:
         axis.annotate(f"{point.fraction:.0%}", (point.sentences, point.macro_f1), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=8)
