@@ -110,7 +110,11 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
         card = ModelCard.model_validate(json.loads(card_path.read_text(encoding="utf-8")))
     except FileNotFoundError as e:
         raise ModelError(f"{folder}: no model card ({CARD_FILE}); train one with 'annotate train -o {folder}'") from e
-    except (OSError, ValueError, ValidationError) as e:
+    except ValidationError as e:
+        error = e.errors()[0]
+        where = ".".join(str(part) for part in error["loc"])
+        raise ModelError(f"{card_path}: not a valid model card ({where + ': ' if where else ''}{error['msg']})") from e
+    except (OSError, ValueError) as e:
         raise ModelError(f"{card_path}: not a valid model card ({str(e).splitlines()[0]})") from e
     if card.labels != list(LABELS):
         raise ModelError(f"{folder}: model was trained for labels {card.labels}, not {list(LABELS)}; retrain it")
