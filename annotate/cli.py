@@ -472,14 +472,14 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
         for average in ("micro", "macro"):
             row = metrics[average]
             click.echo(f"{average:<20} {row['precision']:>9.3f} {row['recall']:>7.3f} {row['f1']:>6.3f}")
-        click.echo("\nF1 side by side".ljust(23) + " ".join(f"{label[:12]:>12}" for label in LABELS) + f"{'macro':>13}")
+        click.echo("\nF1 side by side " + " ".join(f"{label:>18}" for label in LABELS) + f"{'macro':>7}")
         for name, table in (("model", evaluation.metrics), ("keywords", evaluation.baseline)):
-            click.echo(f"{name:<22} " + " ".join(f"{table[label]['f1']:>12.3f}" for label in LABELS) + f" {table['macro']['f1']:>12.3f}")
+            click.echo(f"{name:<11} " + " ".join(f"{table[label]['f1']:>18.3f}" for label in LABELS) + f" {table['macro']['f1']:>6.3f}")
         if evaluation.annotator_f1:
             human = [evaluation.annotator_f1[label] for label in LABELS]
-            cells = " ".join(f"{'n/a':>12}" if f1 is None else f"{f1:>12.3f}" for f1 in human)
+            cells = " ".join(f"{'n/a':>18}" if f1 is None else f"{f1:>18.3f}" for f1 in human)
             macro = "n/a" if None in human else f"{sum(f1 for f1 in human if f1 is not None) / len(human):.3f}"
-            click.echo(f"{'annotators':<22} {cells} {macro:>12}   ({evaluation.annotator_sentences} sentences, one annotator against another)")
+            click.echo(f"{'annotators':<11} {cells} {macro:>6}   ({evaluation.annotator_sentences} sentences, one annotator against another)")
         click.echo(f"keyword baseline: {evaluation.baseline_id}")
         if evaluation.learning_curve:
             curve = ", ".join(f"{p.fraction:.0%} {p.macro_f1:.3f}" for p in evaluation.learning_curve)

@@ -8,6 +8,7 @@ from click.testing import CliRunner
 
 from annotate.cli import cli
 from annotate.dataset import load_labels, write_label_set
+from annotate.labels import LABELS
 
 from .conftest import ROOT
 
@@ -48,11 +49,17 @@ def test_cross_validated_report_with_plots(tmp_path: Path, label_dir: Path) -> N
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["label", "precision", "recall", "f1", "support", "threshold", "brier"]
     assert [line.split()[0] for line in lines[1:7]] == ["regulatory_barrier", "financing", "safety_risk", "commercialization", "micro", "macro"]
-    assert lines[7].startswith("keyword baseline (rules-")
+    # Model, keywords and annotators side by side: per-label F1 and macro-F1 in columns.
+    assert lines[8].split() == ["F1", "side", "by", "side", *LABELS, "macro"]
+    for line, name in zip(lines[9:12], ("model", "keywords", "annotators"), strict=True):
+        cells = line.split()
+        assert cells[0] == name and all(0 <= float(cell) <= 1 for cell in cells[1:6])
     sentences = len(load_labels(label_dir))
-    assert lines[8].startswith(f"annotators against each other ({sentences} sentences), F1: regulatory_barrier 0.")
-    assert lines[9].startswith("learning curve (macro-F1): 25% ")
-    assert "| annotators against each other (" in report
+    assert lines[11].endswith(f"({sentences} sentences, one annotator against another)")
+    assert lines[12].startswith("keyword baseline: rules-")
+    assert lines[13].startswith("learning curve (macro-F1): 25% ")
+    assert lines[14].startswith("learning curve, n-grams only (no encoder): 25% ")
+    assert "| annotators against each other (" in report and "macro-F1, n-grams only (no encoder)" in report
     assert f"report written to {out / 'report.md'} with 3 plots" in result.stderr
 
 
@@ -62,6 +69,8 @@ def test_json_summary(tmp_path: Path, label_dir: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["mode"] == "cross-validation"
     assert [p["fraction"] for p in summary["learning_curve"]] == [0.25, 0.5, 0.75, 1.0]
+    assert summary["other_curve"]["id"] == "n-grams only (no encoder)"
+    assert [p["fraction"] for p in summary["other_curve"]["points"]] == [0.25, 0.5, 0.75, 1.0]
     trained = invoke("train", "--labels", str(label_dir), "-o", str(tmp_path / "model"), "--json")
     assert trained.exit_code == 0, trained.output
     # The whole share of the curve is what ``annotate train`` cross-validates and writes on its card.
