@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from .encoder import DIMENSIONS, Encoder
+from .encoder import DIMENSIONS, Encoder, dense_rows
 
 _HASHING_PARAMS = {
     "input": "content",
@@ -59,10 +59,11 @@ class LinearPipeline:
     idf: NDArray[Any]
     coef: NDArray[Any]  # (labels, n_features)
     intercept: NDArray[Any]  # (labels,)
-    encoder_coef: NDArray[Any] | None = None  # (labels, encoder dimensions), already scaled by the block's weight
+    encoder_coef: NDArray[Any] | None = None  # (labels, encoder dimensions [x2 with context]), already scaled by the blocks' weights
     encoder: Encoder | None = None
+    context: bool = False
 
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
+    def predict_proba(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> NDArray[Any]:
         """An ``(n, labels)`` array of probabilities, as the scikit-learn pipeline gives them."""
         rows, columns, counts = [], [], []
         for row, text in enumerate(texts):
@@ -83,7 +84,7 @@ class LinearPipeline:
         for label, (weights, intercept) in enumerate(zip(self.coef, self.intercept, strict=True)):
             scores[:, label] = np.bincount(row_ids, weights=data * weights[column_ids], minlength=len(texts)) + intercept
         if self.encoder_coef is not None and self.encoder is not None:
-            scores += self.encoder.encode(list(texts)).astype(np.float64) @ self.encoder_coef.T
+            scores += dense_rows(list(texts), neighbours, encoder=self.encoder, context=self.context).astype(np.float64) @ self.encoder_coef.T
         return 1.0 / (1.0 + np.exp(-scores))
 
     def _features(self, text: str) -> list[str]:
@@ -129,19 +130,20 @@ def murmurhash3_32(data: bytes, seed: int = 0) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
-def linear_pipeline(data: bytes, *, labels: int, encoder_weight: float = 0.0) -> LinearPipeline | None:
+def linear_pipeline(data: bytes, *, labels: int, encoder_weight: float = 0.0, context_weight: float = 0.0) -> LinearPipeline | None:
     """The model in a ``.skops`` file's bytes as a :class:`LinearPipeline`, or ``None`` if it is any other.
 
-    ``encoder_weight`` is the card's: above 0, the regressions also read the encoder's block.
+    ``encoder_weight`` and ``context_weight`` are the card's: above 0, the
+    regressions also read the encoder's block and the context block.
     """
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            return _read(archive, labels, encoder_weight)
+            return _read(archive, labels, encoder_weight, context_weight)
     except (_NotOurPipeline, zipfile.BadZipFile, KeyError, ValueError, TypeError, IndexError, re.error):
         return None
 
 
-def _read(archive: zipfile.ZipFile, labels: int, encoder_weight: float) -> LinearPipeline:
+def _read(archive: zipfile.ZipFile, labels: int, encoder_weight: float, context_weight: float) -> LinearPipeline:
     root = json.loads(archive.read("schema.json"))
     _expect(root.get("__loader__") == "DictNode" and root.get("__class__") == "dict")
     parts = dict(root["content"])
@@ -159,16 +161,17 @@ def _read(archive: zipfile.ZipFile, labels: int, encoder_weight: float) -> Linea
     estimators = [_attributes(node, "sklearn.linear_model._logistic", "LogisticRegression") for node in _items(parts["classifiers"])]
     _expect(len(estimators) == labels)
     n_features = _value(words["n_features"])
-    width = n_features + (DIMENSIONS if encoder_weight else 0)
+    blocks = np.array([encoder_weight, context_weight][: 2 if context_weight else 1 if encoder_weight else 0])
+    width = n_features + DIMENSIONS * len(blocks)
     idf = _array(archive, tfidf["idf_"])
     coef = np.vstack([_array(archive, estimator["coef_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
     intercept = np.concatenate([_array(archive, estimator["intercept_"]).reshape(-1) for estimator in estimators]).astype(np.float64)
     _expect(all(_array(archive, estimator["classes_"]).tolist() == [0, 1] for estimator in estimators))
     _expect(idf.shape == (n_features,) and coef.shape == (labels, width) and intercept.shape == (labels,))
-    encoder_coef = coef[:, n_features:] * encoder_weight if encoder_weight else None
+    encoder_coef = coef[:, n_features:] * np.repeat(blocks, DIMENSIONS) if encoder_weight else None
     return LinearPipeline(
         pattern, (low, high), n_features, _value(tfidf["sublinear_tf"]) is True, idf, coef[:, :n_features], intercept,
-        encoder_coef, Encoder() if encoder_weight else None,
+        encoder_coef, Encoder() if encoder_weight else None, bool(context_weight),
     )  # fmt: skip
 
 

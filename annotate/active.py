@@ -96,7 +96,7 @@ def most_uncertain(
     heap: list[tuple[float, int, Sentence]] = []  # the n best so far; heap[0] is the weakest of them
     iterator = _unlabelled(sentences, skip_ids, counts)
     while batch := list(islice(iterator, batch_size)):
-        values = uncertainty(model.predict_proba([s.text for s in batch]), model.thresholds)
+        values = uncertainty(model.predict_proba([s.text for s in batch], [(s.prev, s.next) for s in batch]), model.thresholds)
         for sentence, value in zip(batch, values, strict=True):
             item = (float(value), -next(order), sentence)
             if len(heap) < n:

@@ -41,9 +41,13 @@ class Model:
     def thresholds(self) -> NDArray[Any]:
         return np.array([self.card.thresholds[label] for label in LABELS])
 
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
-        """An ``(n, 4)`` array of probabilities, columns in :data:`LABELS` order."""
-        return np.asarray(self.pipeline.predict_proba(list(texts)))
+    def predict_proba(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> NDArray[Any]:
+        """An ``(n, 4)`` array of probabilities, columns in :data:`LABELS` order.
+
+        ``neighbours`` are each text's ``(previous, next)`` sentences in its
+        article; a model with a context block reads them, others ignore them.
+        """
+        return np.asarray(self.pipeline.predict_proba(list(texts), neighbours=neighbours))
 
     def with_encoder_threads(self, threads: int) -> Model:
         """This model with its sentence encoder (if any) using ``threads`` BLAS threads: one worker of many needs fewer."""
@@ -54,9 +58,9 @@ class Model:
 
         return dataclasses.replace(self, pipeline=dataclasses.replace(self.pipeline, encoder=Encoder(threads=threads)))
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[list[str], dict[str, float]]]:
+    def predict(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> list[tuple[list[str], dict[str, float]]]:
         """``(labels, scores)`` for each text."""
-        scores = self.predict_proba(texts)
+        scores = self.predict_proba(texts, neighbours)
         return [decide(row, self.thresholds) for row in scores]
 
 
@@ -137,7 +141,7 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
     if quick:
         from ._linear import linear_pipeline
 
-        linear = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight)
+        linear = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight, context_weight=card.recipe.context_weight)
         if linear is not None:
             return Model(pipeline=linear, card=card, path=folder)
     return Model(pipeline=_sentence_model(data, card, model_path), card=card, path=folder)
@@ -153,8 +157,10 @@ def _sentence_model(data: bytes, card: ModelCard, model_path: Path) -> Any:
         parts = skops.io.loads(data, trusted=TRUSTED_TYPES)
         if not isinstance(parts, dict) or sorted(parts) != sorted(MODEL_PARTS):
             raise ModelError(f"{model_path}: not a model of this toolkit (expected the parts {', '.join(MODEL_PARTS)}); retrain it")
-        weight = card.recipe.encoder_weight
-        model = SentenceModel(parts["ngrams"], list(parts["classifiers"]), weight, Encoder() if weight else None)
+        recipe = card.recipe
+        model = SentenceModel(
+            parts["ngrams"], list(parts["classifiers"]), recipe.encoder_weight, recipe.context_weight, Encoder() if recipe.encoder_weight else None
+        )
         columns = np.shape(model.predict_proba(["a model check"]))
     except ModelError:
         raise
@@ -222,10 +228,11 @@ def _check_model_archive(data: bytes, model_path: Path) -> None:
 
 
 def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
-    """Add ``labels`` and ``scores`` to each record (which needs a ``text``), in batches."""
+    """Add ``labels`` and ``scores`` to each record (which needs a ``text``; ``prev`` and ``next`` are read when present), in batches."""
     thresholds = model.thresholds
     for batch in batched(records, batch_size):
-        yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch]), thresholds)
+        neighbours = [(record.get("prev") or "", record.get("next") or "") for record in batch]
+        yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch], neighbours), thresholds)
 
 
 def with_decisions(records: Sequence[dict[str, Any]], scores: NDArray[Any], thresholds: NDArray[Any]) -> Iterator[dict[str, Any]]:

@@ -211,12 +211,22 @@ def labels_import(export_file: Path, labels_dir: Path, name: str, as_json: bool)
 @click.option("--no-eval", is_flag=True, help="Skip the cross-validated metrics (faster).")
 @click.option("--fast", is_flag=True, help="Train the fast model: hashed n-grams only, no sentence encoder (same as --encoder-weight 0).")
 @click.option("--encoder-weight", type=click.FloatRange(min=0), help=f"Scale of the sentence-encoder block beside the n-grams; 0 = fast model  [default: {Recipe().encoder_weight}]")
+@click.option("--context-weight", type=click.FloatRange(min=0), help=f"Scale of the neighbouring sentences' embedding block; 0 = none  [default: {Recipe().context_weight}]")
 @click.option("-C", "c", type=click.FloatRange(min=0, min_open=True), help=f"Inverse regularisation strength  [default: {Recipe().c:g}]")
 @click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1).")
 @force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON on stdout.")
 def train(
-    labels_path: Path, output: Path, no_eval: bool, fast: bool, encoder_weight: float | None, c: float | None, set_weights: tuple[str, ...], force: bool, as_json: bool
+    labels_path: Path,
+    output: Path,
+    no_eval: bool,
+    fast: bool,
+    encoder_weight: float | None,
+    context_weight: float | None,
+    c: float | None,
+    set_weights: tuple[str, ...],
+    force: bool,
+    as_json: bool,
 ) -> None:
     """Train the classifier on a label set and save it with its model card.
 
@@ -234,12 +244,15 @@ def train(
     from .train import sample_weights
     from .train import train as train_model
 
-    if fast and encoder_weight:
-        raise click.UsageError("--fast trains without the encoder: give --fast or --encoder-weight, not both.")
+    if fast and (encoder_weight or context_weight):
+        raise click.UsageError("--fast trains without the encoder: give --fast or the encoder weights, not both.")
+    default = Recipe()
+    encoder = 0.0 if fast else encoder_weight if encoder_weight is not None else default.encoder_weight
+    context = 0.0 if fast or not encoder else context_weight if context_weight is not None else default.context_weight
+    if context_weight and not encoder:
+        raise click.UsageError("--context-weight needs the sentence encoder: --encoder-weight must be above 0.")
     recipe = Recipe(
-        **({"c": c} if c is not None else {}),
-        encoder_weight=0.0 if fast else encoder_weight if encoder_weight is not None else Recipe().encoder_weight,
-        set_weights=parse_set_weights(set_weights),
+        **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, set_weights=parse_set_weights(set_weights)
     )
     check_output(output / "model_card.json", force=force)
     rows, sets = load_labels_by_set(labels_path)

@@ -198,6 +198,8 @@ def labeled_from_export(payload: list[dict[str, Any]], *, origin: str = "export"
                 lang="zh" if data.get("lang") == "zh" else "en" if data.get("lang") == "en" else detect_lang(data["text"]),
                 title=str(data.get("title") or ""),
                 source=str(data.get("source") or ""),
+                prev=str(data.get("prev") or ""),
+                next=str(data.get("next") or ""),
                 paragraph=_paragraph(data.get("paragraph"), f"{origin}: sentence {key!r}"),
                 annotations=[AnnotatorChoice(annotator=annotator, labels=labels) for annotator, labels, _, _ in votes],
                 decision=decision,  # type: ignore[arg-type]
@@ -252,10 +254,17 @@ def _check_manifest(manifest: Any, path: Path) -> None:
 
 
 def rows_sha256(rows: Iterable[LabeledSentence]) -> str:
-    """Content hash of a label set: same sentences and labels, same hash."""
+    """Content hash of a label set: same sentences, labels and context, same hash.
+
+    The neighbouring sentences count only where a row has them, so sets written
+    before rows carried context keep the hash their manifest records.
+    """
     digest = hashlib.sha256()
     for row in sorted(rows, key=lambda r: r.sentence_id):
-        digest.update(dumps_line({"id": row.sentence_id, "text": row.text, "labels": row.labels}))
+        record: dict[str, Any] = {"id": row.sentence_id, "text": row.text, "labels": row.labels}
+        if row.prev or row.next:
+            record["context"] = [row.prev, row.next]
+        digest.update(dumps_line(record))
     return digest.hexdigest()
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from functools import cache
 from importlib import metadata
 from pathlib import Path
@@ -80,6 +81,10 @@ def check_installed(spec: EncoderSpec, *, model: Path | str) -> None:
         )
 
 
+# A sentence's neighbours in its article, ``(previous, next)``; "" where there is none.
+Neighbours = Sequence[tuple[str, str]]
+
+
 class Encoder:
     """Sentence embeddings, L2-normalised, loaded on first use.
 
@@ -114,3 +119,26 @@ class Encoder:
         norms = np.linalg.norm(embeddings, axis=1, keepdims=True)
         np.divide(embeddings, norms, out=embeddings, where=norms > 0)
         return embeddings
+
+
+def dense_rows(texts: Sequence[str], neighbours: Neighbours | None, *, encoder: Encoder, context: bool) -> NDArray[Any]:
+    """Each text's embedding, followed (with ``context``) by the mean embedding of its neighbours (zeros for none).
+
+    Every distinct text is encoded once: in an article the neighbours are the
+    other sentences, so context costs almost nothing beyond the sentences.
+    """
+    pairs = list(neighbours) if neighbours is not None else [("", "")] * len(texts)
+    if len(pairs) != len(texts):
+        raise ValueError(f"{len(texts)} texts but {len(pairs)} neighbour pairs")
+    unique = list(dict.fromkeys([*texts, *(text for pair in pairs for text in pair if text)] if context else texts))
+    vectors = encoder.encode(unique)
+    row = {text: n for n, text in enumerate(unique)}
+    own = vectors[[row[text] for text in texts]] if texts else np.zeros((0, DIMENSIONS), dtype=np.float32)
+    if not context:
+        return own
+    around = np.zeros_like(own)
+    for n, (before, after) in enumerate(pairs):
+        found = [vectors[row[text]] for text in (before, after) if text]
+        if found:
+            around[n] = np.mean(found, axis=0)
+    return np.hstack([own, around])

@@ -30,7 +30,7 @@ from ._io import atomic_write
 from .errors import AnnotateError, InputError
 from .labels import LABELS
 from .schemas import LabeledSentence, Recipe
-from .train import CV_FOLDS, best_thresholds, check_trainable, embed, fit_model, label_matrix, metrics_table, out_of_fold_scores
+from .train import CV_FOLDS, best_thresholds, check_trainable, embed, fit_model, label_matrix, metrics_table, neighbours_of, out_of_fold_scores
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -204,7 +204,7 @@ def cross_validated_evaluation(
     texts = np.asarray([row.text for row in rows], dtype=object)
     groups = np.asarray([row.article_id for row in rows])
     targets = label_matrix(rows)
-    embeddings = embed(list(texts), recipe if recipe.encoder_weight else other)
+    embeddings = embed(list(texts), recipe if recipe.encoder_weight else other, neighbours=neighbours_of(rows))
     runs = {}
     for run_recipe in (recipe, other):
         runs[run_recipe.encoder_weight] = _cross_validated_shares(
@@ -233,8 +233,10 @@ def cross_validated_evaluation(
 
 
 def other_recipe(recipe: Recipe) -> Recipe:
-    """``recipe`` with the encoder block taken out, or put in (at the default weight) when it has none."""
-    return recipe.model_copy(update={"encoder_weight": 0.0 if recipe.encoder_weight else Recipe().encoder_weight})
+    """``recipe`` with the encoder blocks taken out, or put in (at the default weights) when it has none."""
+    if recipe.encoder_weight:
+        return recipe.model_copy(update={"encoder_weight": 0.0, "context_weight": 0.0})
+    return recipe.model_copy(update={"encoder_weight": Recipe().encoder_weight, "context_weight": Recipe().context_weight})
 
 
 def curve_name(recipe: Recipe) -> str:
@@ -296,7 +298,7 @@ def model_evaluation(
         raise InputError("the test file has no labelled sentences")
     texts = [row.text for row in test_rows]
     targets = label_matrix(test_rows)
-    scores = model.predict_proba(texts)
+    scores = model.predict_proba(texts, neighbours_of(test_rows))
     decisions = (scores >= model.thresholds).astype(np.int8)
     curves: dict[float, list[LearningPoint]] = {}
     recipe = recipe or model.card.recipe
@@ -308,7 +310,8 @@ def model_evaluation(
         train_targets = label_matrix(training_rows)
         shares = _article_shares(train_groups, _check_fractions([*fractions, 1.0]), np.random.default_rng(seed))
         with_encoder = recipe if recipe.encoder_weight else other
-        train_embeddings, test_embeddings = embed(list(train_texts), with_encoder), embed(texts, with_encoder)
+        train_embeddings = embed(list(train_texts), with_encoder, neighbours=neighbours_of(training_rows))
+        test_embeddings = embed(texts, with_encoder, neighbours=neighbours_of(test_rows))
         for run_recipe in (recipe, other):
             uses = bool(run_recipe.encoder_weight)
             curves[run_recipe.encoder_weight] = []

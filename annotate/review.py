@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 from .errors import InputError
 from .labels import LABELS
 from .schemas import LabeledSentence, Recipe, Sentence
-from .train import CV_FOLDS, check_trainable, label_matrix, out_of_fold_scores
+from .train import CV_FOLDS, check_trainable, label_matrix, neighbours_of, out_of_fold_scores
 
 
 @dataclass(frozen=True)
@@ -175,7 +175,9 @@ def likely_label_errors(
     targets = label_matrix(rows)
     if scores is None:
         check_trainable(rows)
-        scores = out_of_fold_scores([r.text for r in rows], targets, [r.article_id for r in rows], recipe=recipe or Recipe(), folds=folds)
+        scores = out_of_fold_scores(
+            [r.text for r in rows], targets, [r.article_id for r in rows], recipe=recipe or Recipe(), folds=folds, neighbours=neighbours_of(rows)
+        )
     scores = np.asarray(scores, dtype=float)
     if scores.shape != targets.shape:
         raise InputError(f"expected scores of shape {targets.shape}, got {scores.shape}")

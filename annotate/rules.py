@@ -53,15 +53,15 @@ class KeywordRules:
         found = {label: [p.pattern for p in self.patterns[label] if p.search(text)] for label in LABELS}
         return {label: patterns for label, patterns in found.items() if patterns}
 
-    def predict_proba(self, texts: Sequence[str]) -> NDArray[Any]:
-        """An ``(n, 4)`` array of rule scores, ``hits / (hits + 1)``."""
+    def predict_proba(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> NDArray[Any]:
+        """An ``(n, 4)`` array of rule scores, ``hits / (hits + 1)``; each sentence is judged alone (``neighbours`` are not read)."""
         if not len(texts):
             return np.zeros((0, len(LABELS)))
         hits = np.vstack([self.hits(text) for text in texts])
         return hits / (hits + 1.0)
 
-    def predict(self, texts: Sequence[str]) -> list[tuple[list[str], dict[str, float]]]:
-        """``(labels, scores)`` for each text, like :meth:`annotate.classify.Model.predict`."""
+    def predict(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> list[tuple[list[str], dict[str, float]]]:
+        """``(labels, scores)`` for each text, like :meth:`annotate.classify.Model.predict` (``neighbours`` are not read)."""
         return [decide(row, self.thresholds) for row in self.predict_proba(texts)]
 
 
@@ -122,6 +122,6 @@ def rules_model(rules: KeywordRules | None = None) -> Model:
         created="",
         model_sha256=rules.version.removeprefix("rules-"),
         model_file=rules.path.name,
-        recipe=Recipe(encoder_weight=0),
+        recipe=Recipe(encoder_weight=0, context_weight=0),
     )
     return Model(pipeline=rules, card=card, path=rules.path)

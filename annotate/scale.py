@@ -122,14 +122,18 @@ def classify_sentence_records(
 ) -> Iterator[dict[str, Any]]:
     """Classified copies of ``records`` (each with a ``text``), in input order, using ``jobs`` processes.
 
-    With several jobs only the texts go to the workers and only their
-    probabilities come back: the records stay here, so little is pickled.
+    With several jobs only the texts (and their neighbours) go to the workers
+    and only their probabilities come back: the records stay here, so little
+    is pickled.
     """
     if jobs <= 1:
         yield from classify_records(records, model=model, batch_size=batch_size)
         return
     thresholds = model.thresholds
-    chunks = ((chunk, [record["text"] for record in chunk]) for chunk in batched(records, batch_size))
+    chunks = (
+        (chunk, ([record["text"] for record in chunk], [(record.get("prev") or "", record.get("next") or "") for record in chunk]))
+        for chunk in batched(records, batch_size)
+    )
     for chunk, scores in _ordered_map(_score_texts, chunks, jobs=jobs, model=model, batch_size=batch_size):
         yield from with_decisions(chunk, scores, thresholds)
 
@@ -177,9 +181,9 @@ def _init_worker(model: Model, batch_size: int) -> None:
     _worker_model, _worker_batch_size = model, batch_size
 
 
-def _score_texts(texts: list[str]) -> Any:
+def _score_texts(texts_and_neighbours: tuple[list[str], list[tuple[str, str]]]) -> Any:
     assert _worker_model is not None
-    return _worker_model.predict_proba(texts)
+    return _worker_model.predict_proba(*texts_and_neighbours)
 
 
 def _classify_article_chunk(articles: list[Article]) -> list[dict[str, Any]]:

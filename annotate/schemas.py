@@ -67,6 +67,8 @@ class LabeledSentence(_Contract):
     title: str = ""
     source: str = ""
     paragraph: int = Field(1, ge=1)
+    prev: str = Field("", title="The previous sentence of the article, for context")
+    next: str = Field("", title="The next sentence of the article, for context")
     regulatory_barrier: Literal[0, 1]
     financing: Literal[0, 1]
     safety_risk: Literal[0, 1]
@@ -124,10 +126,19 @@ class Recipe(_Contract):
     """How a model is trained: the choices evaluated on real held-out articles."""
 
     c: float = Field(default=30.0, gt=0, title="Inverse regularisation strength of each logistic regression")
-    encoder_weight: float = Field(default=0.25, ge=0, title="Scale of the sentence-encoder block; 0 trains the fast n-gram-only model")
+    encoder_weight: float = Field(default=0.5, ge=0, title="Scale of the sentence-encoder block; 0 trains the fast n-gram-only model")
+    context_weight: float = Field(
+        default=0.15, ge=0, title="Scale of the block holding the mean embedding of the sentence before and after; needs the encoder"
+    )
     set_weights: dict[str, float] = Field(
         default_factory=dict, title="Sample weight per label-set name (e.g. invented starter sentences); 1 when not listed"
     )
+
+    @model_validator(mode="after")
+    def _context_needs_the_encoder(self) -> Recipe:
+        if self.context_weight and not self.encoder_weight:
+            raise ValueError("context_weight needs the sentence encoder (encoder_weight above 0)")
+        return self
 
 
 class ModelCard(_Contract):

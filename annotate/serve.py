@@ -442,6 +442,7 @@ def _sentence(task: PredictTask) -> tuple[str | None, str]:
 def predictions(model: Model, tasks: list[PredictTask]) -> list[Any]:
     """One entry per task: a Label Studio prediction with per-label ``scores``, or ``[]`` (no prediction)."""
     texts: list[str] = []
+    neighbours: list[tuple[str, str]] = []
     where: list[int] = []
     for index, task in enumerate(tasks):
         text, reason = _sentence(task)
@@ -449,11 +450,13 @@ def predictions(model: Model, tasks: list[PredictTask]) -> list[Any]:
             logger.warning("task %s: no prediction, %s", task.id if task.id is not None else f"#{index}", reason)
             continue
         texts.append(text)
+        # Tasks pushed by this toolkit carry their neighbours; others are judged alone.
+        neighbours.append(tuple(value if isinstance(value := task.data.get(key), str) else "" for key in ("prev", "next")))  # type: ignore[arg-type]
         where.append(index)
     results: list[Any] = [[] for _ in tasks]
     if not texts:
         return results
-    labels, scores = decide_batch(model.predict_proba(texts), model.thresholds)
+    labels, scores = decide_batch(model.predict_proba(texts, neighbours), model.thresholds)
     version = model.card.model_id
     for index, chosen, score in zip(where, labels, scores, strict=True):
         results[index] = {**prediction_payload(chosen, score=prediction_confidence(score), model_version=version), "scores": score}

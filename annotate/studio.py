@@ -187,7 +187,7 @@ def predictions_for(sentences: Sequence[Sentence], model: Model) -> list[dict[st
     """The model's pre-annotation for each sentence."""
     return [
         prediction_payload(labels, score=prediction_confidence(scores), model_version=model.card.model_id)
-        for labels, scores in model.predict([sentence.text for sentence in sentences])
+        for labels, scores in model.predict([sentence.text for sentence in sentences], [(sentence.prev, sentence.next) for sentence in sentences])
     ]
 
 
@@ -203,8 +203,8 @@ def build_tasks(
 
 # --- the client ------------------------------------------------------------------------
 
-Predictor = Callable[[list[str]], list[tuple[list[str], dict[str, float]]]]
-"""``predictor(texts) -> [(labels, {label: probability}), ...]``, one per text."""
+Predictor = Callable[[list[str], list[tuple[str, str]]], list[tuple[list[str], dict[str, float]]]]
+"""``predictor(texts, neighbours) -> [(labels, {label: probability}), ...]``, one per text; ``neighbours`` are ``(prev, next)``."""
 
 _T = TypeVar("_T")
 _MAX_DELAY = 30.0
@@ -566,7 +566,7 @@ def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, mod
     """Validated Label Studio predictions for ``sentences``; raises before anything is sent."""
     payloads: list[dict[str, Any]] = []
     for batch in batched(sentences, batch_size):
-        outputs = predictor([s.text for s in batch])
+        outputs = predictor([s.text for s in batch], [(s.prev, s.next) for s in batch])
         if len(outputs) != len(batch):
             raise InputError(f"the model returned {len(outputs)} predictions for {len(batch)} sentences")
         for sentence, (labels, scores) in zip(batch, outputs, strict=True):

@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline
 
 from ._io import atomic_write
 from .dataset import rows_sha256
-from .encoder import Encoder, installed_spec
+from .encoder import DIMENSIONS, Encoder, Neighbours, dense_rows, installed_spec
 from .errors import DatasetError, ModelError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, LabeledSentence, ModelCard, Recipe
@@ -54,7 +54,7 @@ THRESHOLD_GRID = np.round(np.arange(0.20, 0.801, 0.01), 2)
 TRUSTED_TYPES = sorted(f"{cls.__module__}.{cls.__name__}" for cls in (Pipeline, HashingVectorizer, TfidfTransformer, LogisticRegression))
 # What a model file holds: a dict with exactly these entries.
 MODEL_PARTS = ("ngrams", "classifiers")
-FAST_RECIPE = Recipe(encoder_weight=0.0)
+FAST_RECIPE = Recipe(encoder_weight=0.0, context_weight=0.0)
 
 
 class TrainingResult(BaseModel):
@@ -78,28 +78,35 @@ def _classifier(c: float) -> LogisticRegression:
 
 @dataclass
 class SentenceModel:
-    """The fitted n-gram block and per-label logistic regressions, plus the encoder block when the recipe has one."""
+    """The fitted n-gram block and per-label logistic regressions, plus the encoder blocks when the recipe has them.
+
+    The dense part of a sentence's features is its own embedding and, with a
+    context weight, the mean embedding of its neighbours: the guide resolves
+    "the deal" or 此举 from the article, and so does the model, a little.
+    """
 
     ngrams: Pipeline
     classifiers: list[LogisticRegression]
     encoder_weight: float = 0.0
+    context_weight: float = 0.0
     encoder: Encoder | None = None
 
-    def features(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None) -> Any:
-        """The sparse feature matrix of ``texts`` (``embeddings``, if given, must be theirs)."""
+    def features(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None, neighbours: Neighbours | None = None) -> Any:
+        """The sparse feature matrix of ``texts``; ``embeddings`` (from :func:`embed`), if given, must be theirs."""
         ngrams = self.ngrams.transform(list(texts))
         if not self.encoder_weight:
             return ngrams
         if embeddings is None:
             if self.encoder is None:
                 raise ModelError("this model needs its sentence encoder, and none was given")
-            embeddings = self.encoder.encode(list(texts))
-        dense = scipy.sparse.csr_matrix(np.asarray(embeddings, dtype=np.float64) * self.encoder_weight)
+            embeddings = dense_rows(texts, neighbours, encoder=self.encoder, context=bool(self.context_weight))
+        scale = np.repeat([self.encoder_weight, self.context_weight], DIMENSIONS)[: embeddings.shape[1]]
+        dense = scipy.sparse.csr_matrix(np.asarray(embeddings, dtype=np.float64) * scale)
         return scipy.sparse.hstack([ngrams, dense], format="csr")
 
-    def predict_proba(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None) -> NDArray[Any]:
+    def predict_proba(self, texts: Sequence[str], embeddings: NDArray[Any] | None = None, neighbours: Neighbours | None = None) -> NDArray[Any]:
         """An ``(n, labels)`` array of probabilities, columns in :data:`LABELS` order."""
-        matrix = self.features(texts, embeddings)
+        matrix = self.features(texts, embeddings, neighbours)
         return np.column_stack([classifier.predict_proba(matrix)[:, 1] for classifier in self.classifiers])
 
     def parts(self) -> dict[str, Any]:
@@ -107,11 +114,11 @@ class SentenceModel:
         return {"ngrams": self.ngrams, "classifiers": self.classifiers}
 
 
-def embed(texts: Sequence[str], recipe: Recipe, encoder: Encoder | None = None) -> NDArray[Any] | None:
-    """The encoder's embeddings of ``texts`` when ``recipe`` uses the encoder, else ``None``."""
+def embed(texts: Sequence[str], recipe: Recipe, encoder: Encoder | None = None, neighbours: Neighbours | None = None) -> NDArray[Any] | None:
+    """The dense rows of ``texts`` for ``recipe`` (see :func:`dense_rows`), or ``None`` when it uses no encoder."""
     if not recipe.encoder_weight:
         return None
-    return (encoder or Encoder()).encode(list(texts))
+    return dense_rows(list(texts), neighbours, encoder=encoder or Encoder(), context=bool(recipe.context_weight))
 
 
 def sample_weights(set_names: Sequence[str], recipe: Recipe) -> NDArray[Any] | None:
@@ -132,17 +139,25 @@ def fit_model(
 ) -> SentenceModel:
     """Fit the n-gram block and one logistic regression per label column of ``targets``.
 
-    ``embeddings`` are the encoder's rows for ``texts`` (computed here when
-    the recipe needs them and none are given).
+    ``embeddings`` are the dense rows of ``texts`` from :func:`embed`
+    (computed here, without context, when the recipe needs them and none
+    are given).
     """
     if recipe.encoder_weight and embeddings is None:
         encoder = encoder or Encoder()
-        embeddings = encoder.encode(list(texts))
-    model = SentenceModel(ngrams=build_ngrams().fit(list(texts)), classifiers=[], encoder_weight=recipe.encoder_weight, encoder=encoder)
+        embeddings = embed(texts, recipe, encoder)
+    model = SentenceModel(
+        ngrams=build_ngrams().fit(list(texts)), classifiers=[], encoder_weight=recipe.encoder_weight,
+        context_weight=recipe.context_weight, encoder=encoder,
+    )  # fmt: skip
     matrix = model.features(texts, embeddings)
     for column in range(targets.shape[1]):
         model.classifiers.append(_classifier(recipe.c).fit(matrix, targets[:, column], sample_weight=sample_weight))
     return model
+
+
+def neighbours_of(rows: Sequence[LabeledSentence]) -> list[tuple[str, str]]:
+    return [(row.prev, row.next) for row in rows]
 
 
 def label_matrix(rows: Sequence[LabeledSentence]) -> NDArray[Any]:
@@ -170,11 +185,16 @@ def out_of_fold_scores(
     embeddings: NDArray[Any] | None = None,
     sample_weight: NDArray[Any] | None = None,
     folds: int = CV_FOLDS,
+    neighbours: Neighbours | None = None,
 ) -> NDArray[Any]:
-    """Probabilities for every sentence from a model of ``recipe`` (default: the default model's) that never saw its article."""
+    """Probabilities for every sentence from a model of ``recipe`` (default: the default model's) that never saw its article.
+
+    ``embeddings`` are the dense rows from :func:`embed`; without them they
+    are computed here, with ``neighbours`` when the recipe reads context.
+    """
     recipe = recipe or Recipe()
     if embeddings is None:
-        embeddings = embed(list(texts), recipe)
+        embeddings = embed(list(texts), recipe, neighbours=neighbours)
     scores = np.zeros(targets.shape, dtype=float)
     texts_array = np.asarray(texts, dtype=object)
     for train_index, test_index in GroupKFold(n_splits=folds).split(texts_array, targets, groups):
@@ -247,7 +267,7 @@ def cross_validate(
     groups = np.asarray([row.article_id for row in rows])
     targets = label_matrix(rows)
     if embeddings is None:
-        embeddings = embed(list(texts), recipe)
+        embeddings = embed(list(texts), recipe, neighbours=neighbours_of(rows))
     scores = np.zeros(targets.shape, dtype=float)
     decisions = np.zeros(targets.shape, dtype=np.int8)
     for train_index, test_index in GroupKFold(n_splits=folds).split(texts, targets, groups):
@@ -301,7 +321,7 @@ def train(
     groups = [row.article_id for row in rows]
     targets = label_matrix(rows)
     encoder = Encoder() if recipe.encoder_weight else None
-    embeddings = embed(texts, recipe, encoder)
+    embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
     thresholds = best_thresholds(targets, out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight))
     metrics = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)[0] if evaluate else {}
     model = fit_model(texts, targets, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
