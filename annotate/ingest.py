@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from ._io import parse_jsonl
-from .errors import InputError, SchemaError
+from .errors import DependencyError, InputError, SchemaError
 from .schemas import Article
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
@@ -168,8 +168,12 @@ def article_from_text(
 
 def article_from_html(html: str, *, source: str = "") -> Article:
     """The main article of an HTML page, without navigation and page furniture."""
-    import trafilatura  # imported here: it is slow to import and only HTML needs it
-
+    try:
+        import trafilatura  # imported here: it is slow to import and only HTML needs it
+    except ImportError as e:
+        # An older pip can leave out lxml_html_clean, which trafilatura needs through justext.
+        reason = str(e).split("\n", 1)[0]
+        raise DependencyError(f"reading HTML needs trafilatura and lxml_html_clean ({reason}); install them: pip install trafilatura lxml_html_clean") from e
     extracted = trafilatura.extract(
         html, output_format="json", with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
     )
