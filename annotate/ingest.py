@@ -1,7 +1,7 @@
-"""Read articles from text, Markdown, HTML, JSONL and CSV files.
+"""Read articles from text, Markdown, HTML, JSONL and CSV files, and sentences from JSONL.
 
-Every reader yields :class:`~annotate.schemas.Article` objects; bad input
-raises :class:`~annotate.errors.InputError` naming the file and line.
+Every article reader yields :class:`~annotate.schemas.Article` objects; bad
+input raises :class:`~annotate.errors.InputError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -17,9 +17,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ._io import parse_jsonl
+from pydantic import ValidationError
+
+from ._io import parse_jsonl, read_jsonl
 from .errors import DependencyError, InputError, SchemaError
-from .schemas import Article
+from .schemas import Article, Sentence
+from .segment import detect_lang, sentence_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -27,6 +30,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
 ARTICLE_FIELDS = ("id", "title", "url", "date", "text")
+SENTENCE_FIELDS = frozenset(Sentence.model_fields)
 # Non-UTF-8 encodings we claim to read; limiting the detector to these keeps
 # it from guessing exotic code pages for short Chinese texts.
 FALLBACK_ENCODINGS = ["gb18030", "big5", "utf_16", "cp1252"]
@@ -232,3 +236,40 @@ def _articles_from_csv(text: str, name: str) -> Iterator[Article]:
             yield article_from_record(row, source=name, line=reader.line_num)
     except csv.Error as e:
         raise InputError(f"malformed CSV ({e})", path=name, line=reader.line_num) from e
+
+
+def read_sentences(path: Path | str) -> Iterator[Sentence]:
+    """The sentences of a JSONL file (``-`` for stdin); see :func:`sentences_from_records`."""
+    return sentences_from_records(read_jsonl(path), source=path)
+
+
+def sentences_from_records(records: Iterable[tuple[int, dict[str, Any]]], *, source: Path | str) -> Iterator[Sentence]:
+    """Sentences from ``(line, record)`` pairs: rows of ``annotate ingest``, or minimal rows with only ``text``.
+
+    A missing field is derived as ``ingest`` would derive it for a one-sentence
+    article: ``article_id`` from the text, ``sentence_id`` from the article id
+    and the text (``id`` is taken as the sentence id), ``index`` counting the
+    article's rows, ``paragraph`` 1, ``lang`` detected. Other fields are ignored.
+    """
+    seen: dict[str, dict[str, int]] = {}
+    rows_per_article: dict[str, int] = {}
+    for line, record in records:
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise SchemaError("each line needs a 'text' field with a non-empty string", path=source, line=line)
+        fields = {name: value for name, value in record.items() if name in SENTENCE_FIELDS}
+        if "sentence_id" not in fields and isinstance(record.get("id"), (str, int)) and not isinstance(record["id"], bool):
+            fields["sentence_id"] = str(record["id"])
+        flat = _WHITESPACE.sub(" ", text).strip()
+        article = fields.setdefault("article_id", article_id_for(text=flat))
+        key = str(article)
+        fields.setdefault("sentence_id", sentence_id(key, flat, seen.setdefault(key, {})))
+        fields.setdefault("index", rows_per_article.get(key, 0))
+        rows_per_article[key] = rows_per_article.get(key, 0) + 1
+        fields.setdefault("paragraph", 1)
+        fields.setdefault("lang", detect_lang(text))
+        try:
+            yield Sentence.model_validate(fields)
+        except ValidationError as e:
+            error = e.errors()[0]
+            raise SchemaError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", path=source, line=line) from e
