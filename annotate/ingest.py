@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from ._io import parse_jsonl, read_jsonl
 from .errors import DependencyError, InputError, SchemaError
 from .schemas import Article, Sentence
+from .layout import Kind, line_kind, paragraphs, strip_bullet
 from .segment import detect_lang, sentence_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
@@ -152,22 +153,46 @@ def article_id_for(*, explicit: str = "", url: str = "", text: str = "") -> str:
 def article_from_text(
     text: str, *, source: str = "", title: str | None = None, url: str = "", date: str = "", explicit_id: str = ""
 ) -> Article:
-    """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title."""
+    """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title.
+
+    The body is laid out into units separated by blank lines (see
+    :func:`annotate.layout.paragraphs`): hard-wrapped lines joined, page
+    elements kept apart, furniture left out. Leading furniture ("Skip to
+    content", a dateline) is never taken for the title.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    id_title, id_body = (_split_title(text) if title is None else (title, text))
     if title is None:
-        title = ""
-        first, _, rest = text.strip().partition("\n")
-        if _MARKDOWN_HEADING.match(first) or (rest.strip() and len(first) <= 200 and not first.rstrip().endswith((".", "。"))):
-            title, text = _MARKDOWN_HEADING.sub("", first).strip(), rest
-    body = "\n".join(_MARKDOWN_HEADING.sub("", line) for line in text.strip().split("\n"))
+        title, text = _split_title(_without_leading_furniture(text))
     return Article(
-        article_id=article_id_for(explicit=explicit_id, url=url, text=title + "\n" + body),
+        # The id is taken from the text as it was before layout existed, so articles keep their ids.
+        article_id=article_id_for(explicit=explicit_id, url=url, text=id_title + "\n" + _without_markdown(id_body)),
         title=title,
-        text=body,
+        text="\n\n".join(paragraphs(_without_markdown(text))),
         source=source,
         url=url,
         date=date,
     )
+
+
+def _split_title(text: str) -> tuple[str, str]:
+    first, _, rest = text.strip().partition("\n")
+    if _MARKDOWN_HEADING.match(first) or (rest.strip() and len(first) <= 200 and not first.rstrip().endswith((".", "。"))):
+        return _MARKDOWN_HEADING.sub("", first).strip(), rest
+    return "", text
+
+
+def _without_markdown(text: str) -> str:
+    return "\n".join(_MARKDOWN_HEADING.sub("", line) for line in text.strip().split("\n"))
+
+
+def _without_leading_furniture(text: str) -> str:
+    lines = text.strip().split("\n")
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and line_kind(strip_bullet(stripped)[0]) not in (Kind.FURNITURE, Kind.DATE):
+            return "\n".join(lines[number:])
+    return text
 
 
 def article_from_html(html: str, *, source: str = "") -> Article:

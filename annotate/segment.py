@@ -15,17 +15,21 @@ from collections.abc import Iterable, Iterator
 
 import blingfire
 
-from .schemas import Article, Lang, Sentence
+from .layout import detect_lang, is_furniture, paragraphs
+from .schemas import Article, Sentence
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LETTER_OR_CJK = re.compile(r"[^\W\d_]")
-_BLANK_LINES = re.compile(r"\n[ \t\u3000]*\n")
+__all__ = ["detect_lang", "is_furniture", "paragraphs", "segment", "segment_all", "sentence_id", "split_sentences"]
+
 _WHITESPACE = re.compile(r"\s+")
-_ZH_SENTENCE = re.compile(r"[^。！？!?]*?(?:[。！？!?]+|……|…|$)[”’」』）)》\"']*")
+_ZH_SENTENCE = re.compile(r"[^。！？!?]*?(?:[。！？!?]+|$)[”’」』）)》\"']*")
+_EMOTICON_END = re.compile(r"[.!?][\"”’)]*\s+(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])(?=\s+[A-Z“\"])")
+_EMOTICON_START = re.compile(r"(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])\s+(?=[A-Z“\"])")
+# A citation or a parenthesis after a full stop stays with its sentence: "...复制。 [4][14]", "...。（图片来源）".
+_BRACKETED = re.compile(r"(?:[(（\[【〔][^()（）\[\]【】〔〕]{0,40}[)）\]】〕]\s*)+[.。]?")
 # Abbreviations that never end a sentence: a split right after them is wrong.
 _NEVER_FINAL = re.compile(
     r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|Sen|Rep|Gov|Gen|Lt|Col|Capt|St|No|Nos|Vol|Fig|Figs|Art|Sec|vs|approx|est|"
-    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|e\.g|i\.e|cf|para|paras|pp|p)\.)$",
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|e\.g|i\.e|cf|para|paras|pp|p|v|ch|eq|ed|eds)\.)$",
     re.IGNORECASE,
 )
 # Search only the end of a sentence for them: the longest is 7 characters.
@@ -35,53 +39,6 @@ MAX_MERGED_CHARS = 600
 # blingfire's wrapper holds ~20 bytes per input byte; a one-line paragraph of
 # 50 MB is split in windows of this size to keep memory bounded.
 EN_WINDOW_CHARS = 100_000
-
-_FURNITURE = re.compile(
-    r"""^(?:
-        share(?:\s+(?:this|on|via))?(?:\s+(?:article|story|page|post))?\b.*
-      | subscribe(?:\s+now|\s+today|\s+to\b.*)?
-      | sign\s+up\b.*
-      | (?:listen|play)\s+(?:to\s+)?(?:this\s+)?(?:article|story)\b.*
-      | \d{1,2}:\d{2}(?::\d{2})?\s*/\s*\d{1,2}:\d{2}(?::\d{2})?
-      | advertisement | advert | sponsored(?:\s+content)?
-      | (?:related|recommended|more)\s+(?:articles?|stories|reading|news)\b.*
-      | read\s+(?:more|next|also)\b.*
-      | follow\s+us\b.* | print | email | copy\s+link | comments? | close
-      | you\s+have\s+(?:read|\d+)\b.*\bfree\s+(?:articles?|stories)\b.* | get\s+unlimited\s+access\b.*
-      | already\s+a\s+(?:subscriber|member)\b.* | (?:log|sign)\s+in(?:\s+to\b.*)? | register\s+(?:now|for\s+free)\b.*
-      | (?:accept|reject|manage)\s+(?:all\s+)?cookies\b.* | we\s+use\s+cookies\b.*
-      | (?:copyright\s*)?©.* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
-      | (?:分享|分享到|转发|点赞|在看|收藏|扫码|扫一扫|关注我们|点击关注|阅读原文|阅读全文|返回顶部|打开APP|下载APP)\b.*
-      | (?:责任编辑|编辑|校对|审核|来源|原标题|声明|免责声明|版权声明)[：:].*
-    )$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-FURNITURE_MAX_CHARS = 120
-
-
-def detect_lang(text: str) -> Lang:
-    """``zh`` when at least a fifth of the letters are Chinese characters, else ``en``."""
-    # Counted with subn: findall would build a list of every letter of a huge text.
-    letters = _LETTER_OR_CJK.subn("", text)[1]
-    if letters and _CJK.subn("", text)[1] * 5 >= letters:
-        return "zh"
-    return "en"
-
-
-def is_furniture(text: str) -> bool:
-    """True for page furniture and text with no letters at all."""
-    stripped = text.strip(" \t|•·-–—>»")
-    if not _LETTER_OR_CJK.search(stripped):
-        return True
-    return len(stripped) <= FURNITURE_MAX_CHARS and _FURNITURE.match(stripped) is not None
-
-
-def paragraphs(text: str) -> list[str]:
-    """Paragraphs separated by blank lines; single line breaks when a text has no blank lines."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
-    parts = _BLANK_LINES.split(text) if _BLANK_LINES.search(text) else text.split("\n")
-    return [part.strip() for part in parts if part.strip()]
-
 
 def split_sentences(paragraph: str) -> list[str]:
     """The sentences of one paragraph, whitespace normalised."""
@@ -114,7 +71,25 @@ def _split_en(text: str) -> list[tuple[int, int]]:
             offsets = offsets[:-1]
         spans.extend(_stripped(text, start + first, start + last) for first, last in offsets)
         start = end
-    return [(first, last) for first, last in spans if first < last]
+    return _emoticons_end_sentences(text, [(first, last) for first, last in spans if first < last])
+
+
+def _emoticons_end_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """An emoji or ":)" after a sentence end belongs to that sentence: "...70 countries! 🍂" / "I hope ...".
+
+    blingfire either keeps the two sentences together or starts the second with the emoticon.
+    """
+    result: list[tuple[int, int]] = []
+    for start, end in spans:
+        lead = _EMOTICON_START.match(text, start, end)
+        if lead and result and lead.end() < end:
+            result[-1] = (result[-1][0], lead.end() - len(lead[0]) + len(lead[0].rstrip()))
+            start = lead.end()
+        for match in _EMOTICON_END.finditer(text, start, end):
+            result.append((start, match.end()))
+            start = match.end() + 1
+        result.append((start, end))
+    return result
 
 
 def _split_zh(text: str) -> list[tuple[int, int]]:
@@ -155,6 +130,8 @@ def _belongs_to_previous(previous: str, piece: str) -> bool:
     first = piece[0]
     return (
         first.islower()
+        or _BRACKETED.fullmatch(piece) is not None
+        or previous[-1] in ",;:，；：、"
         or first in ",;:)]}”’）」》、，；："
         or _NEVER_FINAL.search(previous, max(0, len(previous) - _NEVER_FINAL_TAIL_CHARS)) is not None
         or _unbalanced(previous)
