@@ -54,7 +54,9 @@ def detect_lang(text: str) -> Lang:
 SHORT_LINE_CHARS = 160
 LONG_NOTICE_CHARS = 400
 # Hard-wrapped text is wrapped at 40-160 columns (a CJK character is 2).
-MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 160
+MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 120
+# A link under a "Related" header is a headline: at most this wide.
+LINK_MAX_WIDTH = 160
 # A signature is at most this many lines after "-- " or "Best regards,".
 SIGNATURE_LINES = 6
 
@@ -104,6 +106,8 @@ _BULLET = re.compile(
       | [(（][一二三四五六七八九十]{1,3}[)）]
       | [一二三四五六七八九十]{1,3}、
       | [\u2460-\u2473]
+      | \d\ufe0f?\u20e3
+      | [▲▼△▽■□▶◀]
     )[ \t\u3000\u00a0]*""",
     re.VERBOSE,
 )
@@ -127,6 +131,8 @@ _TIME = re.compile(
     r"|\b(?:gmt|utc|hkt|et|est|edt|pt|pst|pdt|cst|bst|cet|sgt)\b",
     re.IGNORECASE,
 )
+# "3d", "2 hours ago", "1w • Edited": the age of a post.
+_AGO = re.compile(r"(?<![\w.])\d{1,2}\s*(?:s|m|h|d|w|mo|y|mins?|hrs?|hours?|days?|weeks?|months?|years?)\b(?:\s+ago\b)?|\d+\s*(?:分钟|小时|天|周|个月|年)前", re.IGNORECASE)
 _LATIN_WORD = re.compile(r"[A-Za-z][\w'’&.-]*")
 _DATELINE_EN_MARK = re.compile(r"[|/:·•—–-]|\b(?:by|published|updated|posted|issued|reviewed|due|date|edition|issue)\b", re.IGNORECASE)
 _DATELINE_ZH_MARK = re.compile(r"[|｜·/:：]|报|報|版|期|网|網|客户端|客戶端|来源|來源|时间|時間|发布|發布|记者|記者|编辑|編輯|作者")
@@ -134,6 +140,9 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _PHONE = re.compile(r"^(?:\+?\(?\d[\d ().-]{6,}\d|\d{3}-[A-Z]{4}-[A-Z]{3,4})$")
 _URL = re.compile(r"\b[\w-]+\.(?:com|org|net|gov|edu|cn|hk|tw|sg|uk|io)\b", re.IGNORECASE)
 _LABEL = re.compile(r"^(?P<key>[^:：]{1,40}?)\s*[:：]\s*(?P<value>.*)$")
+# "文｜张三", "封面来源｜视觉中国": Chinese credits use a bar where English uses a colon.
+_ZH_BAR_LABEL = re.compile(r"^(?P<key>[\u3400-\u9fff]{1,6})\s*[｜|]\s*(?P<value>[^|｜]{1,30})$")
+_ZH_CREDIT_KEYS = frozenset("文 图 圖 编辑 編輯 责编 責編 作者 记者 記者 封面 封面来源 封面來源 题图 題圖 图片 圖片 图源 圖源 摄影 攝影 来源 來源 出品 策划 策劃 设计 設計 排版 审核 審核".split())
 _ZH_BYLINE = re.compile(r"记者|記者|通讯员|通訊員|特约撰稿|撰文|文[／/|｜]|图[／/|｜]|圖[／/|｜]|摄影|攝影|[摄攝]$|报道$|報導$|报导$|作者[\s|｜：:]")
 _SEPARATORS = re.compile(r"\s*(?:\||｜|>|»|›)\s*")
 _SENTENCE_INSIDE = re.compile(r"[.!?。！？][\"'”’)）」』]*\s+\S|[。！？]\S")
@@ -161,7 +170,7 @@ _LINK_KEYS = frozenset({"also read", "read more", "read also", "see also", "rela
 
 _FURNITURE_LINE = re.compile(
     r"""^(?:
-        (?:share|email|e-mail|print|reprints?|like|comments?|restack|save|bookmark|copy\s+link|tweet|pin\s+it|paid|free|premium
+        (?:share|email|e-mail|print|reprints?|like|comments?|restack|repost|send|reply|retweet|save|bookmark|copy\s+link|tweet|pin\s+it|paid|free|premium|listen
           |view\s+options|loading\w*|advertisement|advert|sponsored(?:\s+content)?|close|menu|search|home|subscribe|log\s?in|sign\s+in|sign\s+up)
       | (?:english|español|espanol|français|deutsch|português|italiano|русский|中文|简体|繁體|繁体|简体中文|繁體中文|日本語|한국어)
       | .{0,40}\bscan\b.{0,20}\bqr\s+code\b.*
@@ -183,9 +192,14 @@ _FURNITURE_LINE = re.compile(
       | (?:you['’]ve|you\s+have)\s+accessed\s+an?\s+(?:article|story)\b.* | .*\b(?:available\s+)?(?:only\s+)?(?:to|for)\s+subscribers(?:\s+only)?\.?
       | .*\bsubscribers\s+only\b.*
       | (?:unlock|enjoy|get|save|try|start|join|become|upgrade|claim)\b.{0,80}\b(?:subscription|subscribe|membership|discount|free\s+trial|premium)\b.*
+      | (?:join|get|receive)\s+(?:our|the)\b.{0,60}\b(?:community|newsletter|mailing\s+list|updates|briefing)\b.*
+      | [\d,.]+[km]?\s+(?:comments?|reposts?|shares?|likes?|reactions?|views?|replies|reads?|claps?|followers?)
+      | (?:\#[^\s#]+\s*){1,12}(?:\d+\s*个?)? | end | 收录于(?:合集|话题)\S{0,10} | 点个?(?:在看|赞|讚).{0,10}
+      | .{0,20}(?:本文来自|本文轉載自|本文转载自).{0,80} | .{0,60}(?:经授权发布|經授權發布|观点仅代表作者|觀點僅代表作者|仅提供信息存储空间服务|僅提供信息存儲空間服務).{0,60}
       | (?:plus:\s*)?(?:grab|download|get|claim)\s+(?:your|our|the|a)\s+(?:free\s+)?(?:copy|guide|report|e-?book|white\s?paper|checklist|toolkit)\b.*
       | (?:next|previous|prev)\s+(?:section|chapter|page|article|story|post)\b.*
-      | \d+\s*min(?:ute)?s?\s+read | back\s+to\s+top
+      | \d+\s*min(?:ute)?s?\s+read | back\s+to\s+top | our\s+standards\b.*
+      | (?:additional\s+)?(?:reporting|writing|editing|compiled|produced)\s+by\s+[A-Z].{0,120}
       | .{0,60}\b(?:plain[-\s]text|text[-\s]only|print|web|mobile|e-?mail)\s+(?:edition|version|export)\b.{0,20}
       | (?:copyright\s*)?(?:©|\(c\)).* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
       | (?:分享|分享到|分享至|转发|轉發|点赞|點讚|点个赞|讚好|在看|收藏|评论|評論|打印|列印|关闭|關閉|关闭窗口|關閉窗口|打印本页|打印本頁|返回|返回顶部|返回頂部
@@ -193,7 +207,7 @@ _FURNITURE_LINE = re.compile(
       | (?:字号|字號)[：:].* | (?:上一篇|下一篇|上一页|下一页|上一頁|下一頁)(?:[：:\s].*)?
       | .{0,30}(?:扫码|掃碼|扫一扫|掃一掃).{0,30}
       | .{0,20}(?:关注|關注)(?:我们|我們|该公众号|該公眾號|公众号|公眾號|本号).{0,20} | .{0,10}点击(?:上方|下方|蓝字|關注|关注|查看).{0,30} | .{0,10}點擊(?:上方|下方|藍字|關注|查看).{0,30}
-      | .{0,60}(?:版权所有|版權所有).{0,30} | .{0,60}(?:请勿直接回复|請勿直接回覆).* | (?:订阅|訂閱)\S.{0,40}
+      | .{0,60}(?:版权所有|版權所有|不得转载|不得轉載|禁止转载|禁止轉載|转载请注明|轉載請註明).{0,30} | .{0,60}(?:请勿直接回复|請勿直接回覆).* | (?:订阅|訂閱)\S.{0,40}
       | .{0,60}(?:不构成|不構成)(?:任何)?(?:投资|投資)(?:建议|建議).{0,30}
       | .{0,40}(?:立即讚好|立即点赞|Facebook專頁|Facebook专页).{0,20} | .{0,20}(?:阅读时长|閱讀時長|本文字数|本文字數).{0,30}
       | .{2,40}\s*(?:呈现|呈現|出品|供稿)
@@ -214,10 +228,11 @@ _CREDIT_LINE = re.compile(
 _RELATED_HEADER = re.compile(
     r"""^(?:
         related\s+(?:articles?|stories|news|content|information|links?|posts?|reading|coverage|topics|documents?)
+      | (?:suggested|popular|more)\s+topics | tags | topics | filed\s+under | about\s+the\s+authors?
       | more\s+(?:articles|stories|news|reading)\b.{0,40} | next\s+up\b.{0,40} | recommended(?:\s+for\s+you|\s+reading|\s+stories|\s+articles)?
       | you\s+(?:may|might)\s+also\s+(?:like|be\s+interested\s+in) | further\s+reading | see\s+also | most\s+(?:read|popular)
       | (?:相关|相關)(?:阅读|閱讀|新闻|新聞|文章|报道|報導|法规|法規|文档|文檔|链接|連結|推荐|推薦) | 延伸(?:阅读|閱讀) | 推荐阅读 | 推薦閱讀
-      | 猜你喜欢 | 猜你喜歡 | 热门推荐 | 熱門推薦 | 更多(?:新闻|新聞|阅读|閱讀|文章)
+      | more\s+(?:from|on)\s+.{1,40} | 往期(?:推荐|推薦|回顾|回顧|精选|精選) | 猜你喜欢 | 猜你喜歡 | 热门推荐 | 熱門推薦 | 更多(?:新闻|新聞|阅读|閱讀|文章)
     )\s*[:：]?$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -331,7 +346,9 @@ def _is_notice(text: str) -> bool:
 
 
 def _is_meta(text: str) -> bool:
-    if _EMAIL.search(text) and len(text.split()) <= 6 or _PHONE.match(text) or _is_address(text):
+    if _EMAIL.search(text) and len(text.split()) <= 6 or _PHONE.match(text) or _is_address(text) or re.fullmatch(r"@\w{2,}", text):
+        return True
+    if len(text) <= 40 and re.search(r"(?<!\d)\d{3,4}-\d{6,8}(?!\d)|\(\d{3}\)\s?\d{3}-\d{4}", text) and not re.search(r"[。！？]", text):
         return True
     if _is_dateline(text) or _is_byline(text):
         return True
@@ -342,7 +359,9 @@ def _is_meta(text: str) -> bool:
             return True
         if key in _CREDIT_KEYS and value and len(value.split()) <= 8 and not value.endswith(tuple(_TERMINAL)):
             return True
-    if re.match(r"^SOURCE\s+\S", text):
+    if re.match(r"^SOURCE\s+\S", text) or re.fullmatch(r"\+?\s*follow(?:ing)?|\d+(?:st|nd|rd|th)\+?", text, re.IGNORECASE):
+        return True
+    if (match := _ZH_BAR_LABEL.match(text)) and match["key"] in _ZH_CREDIT_KEYS:
         return True
     # A line wholly in brackets: "(资料图片)", "（来源：经济日报）", "[ comp.ai is moderated ... ]", "【编辑:张三】".
     if re.fullmatch(r"[(（\[【〔][^()（）\[\]【】〔〕]*[)）\]】〕]", text):
@@ -358,9 +377,10 @@ def _is_address(text: str) -> bool:
 
 
 def _is_dateline(text: str) -> bool:
-    if len(text) > 90 or text.endswith((":", "：")) or not (_DATE.search(text) or _TIME.search(text)):
+    if len(text) > 90 or text.endswith((":", "：")) or not (_DATE.search(text) or re.search(r"\d:\d\d", text) or _AGO.search(text)):
         return False
-    rest = _TIME.sub(" ", _DATE.sub(" ", text))
+    clock = re.search(r"\d:\d\d", text) is not None
+    rest = _AGO.sub(" ", _TIME.sub(" ", _DATE.sub(" ", text)))
     if re.search(r"[。！？!?]", rest) or re.search(r"\.\s*$", rest) and not re.search(r"\b[ap]\.m\.$", text):
         return False
     words = _LATIN_WORD.findall(rest)
@@ -370,7 +390,7 @@ def _is_dateline(text: str) -> bool:
     if cjk > 16 or len(words) > 4:
         return False
     marks = _DATELINE_ZH_MARK if cjk else _DATELINE_EN_MARK
-    return marks.search(rest) is not None
+    return marks.search(rest) is not None or (cjk > 0 and clock)
 
 
 def _is_byline(text: str) -> bool:
@@ -416,7 +436,7 @@ def is_name_like(text: str) -> bool:
     if CJK.search(text):
         return len(text) <= 24 and not re.search(r"[，。：；！？、,;:!?]", text)
     words = _LATIN_WORD.findall(text)
-    if not words or len(words) > 8 or len(text) > 60 or re.search(r"[.!?]\s", text):
+    if not words or len(words) > 8 or len(text) > 60 or re.search(r"[.!?]\s", re.sub(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr)\.", "", text)):
         return False
     capital = sum(1 for word in words if word[0].isupper())
     return (text[0].isupper() or text[0].isdigit()) and capital * 3 >= len(words) * 2
@@ -439,7 +459,7 @@ def _is_prose(line: Line) -> bool:
 def _is_link_item(line: Line) -> bool:
     """A line after a "Related" header: a headline, not a paragraph."""
     text = line.text
-    return line.width <= MAX_WRAP_WIDTH and not text.rstrip(_CLOSING).endswith((".", "。")) and not re.search(r"[.。][\"'”’)）」』]*\s*[^\s\d]", text.rstrip(_CLOSING + "."))
+    return line.width <= LINK_MAX_WIDTH and not text.rstrip(_CLOSING).endswith((".", "。")) and not re.search(r"[.。][\"'”’)）」』]*\s*[^\s\d]", text.rstrip(_CLOSING + "."))
 
 
 # --- the lines of a text, and what they are among their neighbours ------------------------
@@ -532,18 +552,25 @@ def _is_entry(label: Line, line: Line) -> bool:
 
 
 def _drop_signature(lines: list[Line]) -> None:
-    """Everything after a "-- " delimiter or a "Best regards," that ends a letter is its signature."""
+    """Everything after a "-- " delimiter or a "Best regards," that ends a letter is its signature.
+
+    Not when paragraphs follow: then "--" was a rule and "Thanks," a line of the text.
+    """
     kept_after = 0
+    start: int | None = None
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         if line.kind in (Kind.SIGNATURE, Kind.CLOSING):
-            if kept_after > SIGNATURE_LINES:
-                line.kind = Kind.TEXT if line.kind is Kind.CLOSING else Kind.FURNITURE  # not the end of a letter
-                continue
-            for other in lines[index + 1 :]:
-                if other.kind is Kind.TEXT and (line.kind is Kind.SIGNATURE or is_name_like(other.text)):
-                    other.kind = Kind.FURNITURE
+            if kept_after > SIGNATURE_LINES or any(len(other.text) > 80 and not other.dropped for other in lines[index + 1 : index + 1 + SIGNATURE_LINES * 4]):
+                line.kind = Kind.TEXT if line.kind is Kind.CLOSING else Kind.FURNITURE
+            else:
+                start = index
         kept_after += not line.dropped
+    if start is not None:
+        marker = lines[start].kind
+        for other in lines[start + 1 :]:
+            if other.kind is Kind.TEXT and (marker is Kind.SIGNATURE or is_name_like(other.text)):
+                other.kind = Kind.FURNITURE
 
 
 def _drop_header_and_footer_names(lines: list[Line]) -> None:
@@ -581,16 +608,46 @@ def _is_city_byline(text: str) -> bool:
 # --- joining lines into units --------------------------------------------------------------
 
 
-def _wrap_width(lines: Sequence[Line]) -> int | None:
-    """The column a hard-wrapped text is wrapped at, or None for one element per line."""
-    widths = sorted(
-        line.width for line, after in zip(lines, lines[1:], strict=False) if line.kind is Kind.TEXT and after.block == line.block and after.kind is Kind.TEXT
-    )
-    if len(widths) < 3:
+def _wrap_widths(lines: Sequence[Line]) -> dict[int, int]:
+    """Block number -> the column its lines are hard-wrapped at; blocks with one page element per line are absent.
+
+    A hard-wrapped text has most of its non-final lines within a few words of
+    one width, and most of them end in the middle of a sentence. The whole text
+    is judged first; failing that, each block of three or more lines on its own.
+    """
+    broken = [line for line, after in zip(lines, lines[1:], strict=False) if line.kind is Kind.TEXT and after.block == line.block and after.kind is Kind.TEXT]
+    width = _common_width(broken, minimum=4)
+    if width is not None:
+        return {line.block: width for line in lines}
+    by_block: dict[int, list[Line]] = {}
+    for line in broken:
+        by_block.setdefault(line.block, []).append(line)
+    found = {block: _common_width(group, minimum=2) for block, group in by_block.items()}
+    return {block: value for block, value in found.items() if value is not None}
+
+
+def _common_width(lines: Sequence[Line], *, minimum: int) -> int | None:
+    if len(lines) < minimum:
         return None
+    widths = sorted(line.width for line in lines)
     width = widths[(len(widths) - 1) * 9 // 10]
-    near = sum(1 for value in widths if value >= width * 0.7)
-    return width if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and near * 10 >= len(widths) * 6 else None
+    near = sum(1 for value in widths if value >= width - 15)
+    open_ended = sum(1 for line in lines if not line.text.rstrip(_CLOSING).endswith(tuple(_TERMINAL)))
+    if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and near * 10 >= len(widths) * 6 and open_ended * 2 >= len(lines):
+        return width
+    return None
+
+
+def _keep_wrapped_continuations(lines: list[Line], wraps: dict[int, int]) -> None:
+    """ "...closes on" / "Friday." : in hard-wrapped prose, the rest of a sentence is never a dateline or furniture."""
+    for line, after in zip(lines, lines[1:], strict=False):
+        wrap = wraps.get(line.block)
+        if (
+            wrap is not None and line.kind is Kind.TEXT and after.block == line.block and after.kind is not Kind.TEXT and not after.bullet
+            and not line.text.endswith(tuple(_TERMINAL) + (":", "："))
+            and _fills_line(line, after, wrap)
+        ):
+            after.kind = Kind.TEXT
 
 
 def _first_token(text: str) -> str:
@@ -609,9 +666,12 @@ def _fills_line(line: Line, after: Line, wrap: int) -> bool:
 
 
 def _continues_lowercase(line: Line, after: Line) -> bool:
-    """A line that starts with a word in lower case goes on from the line before ("...the U.S." / "government said")."""
+    """A line that starts with a word in lower case goes on from the line before ("...the U.S." / "government said").
+
+    Not after a short line: "Abridge" / "ambient AI" are tags, not a sentence.
+    """
     word = re.match(r"[^\W\d_]+", after.text)
-    return word is not None and word[0].islower() and not line.text.endswith(("?", "!", "？", "！"))
+    return word is not None and word[0].islower() and len(line.text) >= 25 and not line.text.endswith(("?", "!", "？", "！"))
 
 
 def _joins(line: Line, after: Line, *, wrap: int | None, item: bool, first_indent: int) -> bool:
@@ -651,8 +711,10 @@ def paragraphs(text: str) -> list[str]:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     lines = _lines(text)
     _decide_in_context(lines)
-    wrap = _wrap_width(lines)
-    chinese = wrap is not None and detect_lang(text) == "zh"
+    wraps = _wrap_widths(lines)
+    if wraps:
+        _keep_wrapped_continuations(lines, wraps)
+    chinese = bool(wraps) and detect_lang(text) == "zh"
     units: list[str] = []
     current: Line | None = None
     pieces: list[str] = []
@@ -674,7 +736,7 @@ def paragraphs(text: str) -> list[str]:
             close()
             current = None
             continue
-        if current is not None and current.block == line.block and _joins(current, line, wrap=wrap, item=item, first_indent=first_indent):
+        if current is not None and current.block == line.block and _joins(current, line, wrap=wraps.get(line.block), item=item, first_indent=first_indent):
             pieces.append(line.text)
         else:
             close()
