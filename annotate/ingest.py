@@ -22,7 +22,7 @@ from pydantic import ValidationError
 from ._io import parse_jsonl, read_jsonl
 from .errors import DependencyError, InputError, SchemaError
 from .schemas import Article, Sentence
-from .layout import Kind, line_kind, paragraphs, strip_bullet
+from .layout import Kind, line_kind, strip_bullet, units
 from .segment import detect_lang, sentence_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
@@ -156,7 +156,7 @@ def article_from_text(
     """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title.
 
     The body is laid out into units separated by blank lines (see
-    :func:`annotate.layout.paragraphs`): hard-wrapped lines joined, page
+    :func:`annotate.layout.units`): hard-wrapped lines joined, page
     elements kept apart, furniture left out. Leading furniture ("Skip to
     content", a dateline) is never taken for the title.
     """
@@ -168,7 +168,7 @@ def article_from_text(
         # The id is taken from the text as it was before layout existed, so articles keep their ids.
         article_id=article_id_for(explicit=explicit_id, url=url, text=id_title + "\n" + _without_markdown(id_body)),
         title=title,
-        text="\n\n".join(paragraphs(_without_markdown(text))),
+        text="\n\n".join(units(_without_markdown(text))),
         source=source,
         url=url,
         date=date,
@@ -210,8 +210,8 @@ def article_from_html(html: str, *, source: str = "") -> Article:
     text = document.get("text") or ""
     if not text.strip():
         raise InputError("no article text found in the HTML page", path=source)
-    # trafilatura puts one paragraph per line; the segmenter wants blank lines between them.
-    body = "\n\n".join(line.strip() for line in text.split("\n") if line.strip())
+    # trafilatura puts one paragraph per line; the layout keeps each apart and cuts bullets and furniture.
+    body = "\n\n".join(units("\n\n".join(text.split("\n"))))
     url = document.get("source") or ""
     title = document.get("title") or ""
     return Article(

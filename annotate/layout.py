@@ -3,7 +3,7 @@
 Text copied from a web page has one page element per line (headline, byline,
 "Share this article", key points, a "Who's Who" name followed by its
 description, a timeline label followed by its entry); a plain-text archive
-or e-mail has prose hard-wrapped at a fixed width. :func:`paragraphs` turns
+or e-mail has prose hard-wrapped at a fixed width. :func:`units` turns
 either into units that each get their own paragraph number:
 
 1. Every line is looked at on its own: list bullets and numbering are cut
@@ -34,20 +34,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import Enum
 
-from .schemas import Lang
-
-CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-LETTER_OR_CJK = re.compile(r"[^\W\d_]")
-
-
-def detect_lang(text: str) -> Lang:
-    """``zh`` when at least a fifth of the letters are Chinese characters, else ``en``."""
-    # Counted with subn: findall would build a list of every letter of a huge text.
-    letters = LETTER_OR_CJK.subn("", text)[1]
-    if letters and CJK.subn("", text)[1] * 5 >= letters:
-        return "zh"
-    return "en"
-
+from .segment import CJK, LETTER_OR_CJK, detect_lang, is_furniture
 
 # Lines longer than this are never furniture, labels or names: only their
 # start is matched, so a 50 MB line costs no more than a short one.
@@ -63,38 +50,6 @@ SIGNATURE_LINES = 6
 _TERMINAL = ".!?。！？…"
 _CLOSING = "\"'”’)）」』》]】〕"
 _CJK_PUNCT = "，。、；：！？（）「」『』《》【】〔〕“”‘’…—·｜"
-
-# Furniture that is furniture wherever it stands, even as one sentence of a paragraph.
-_FURNITURE = re.compile(
-    r"""^(?:
-        share(?:\s+(?:this|on|via))?(?:\s+(?:article|story|page|post))?\b.*
-      | subscribe(?:\s+now|\s+today|\s+to\b.*)?
-      | sign\s+up\b.*
-      | (?:listen|play)\s+(?:to\s+)?(?:this\s+)?(?:article|story)\b.*
-      | \d{1,2}:\d{2}(?::\d{2})?\s*/\s*\d{1,2}:\d{2}(?::\d{2})?
-      | advertisement | advert | sponsored(?:\s+content)?
-      | (?:related|recommended|more)\s+(?:articles?|stories|reading|news)\b.*
-      | read\s+(?:more|next|also)\b.*
-      | follow\s+us\b.* | print | email | copy\s+link | comments? | close
-      | you\s+have\s+(?:read|\d+)\b.*\bfree\s+(?:articles?|stories)\b.* | get\s+unlimited\s+access\b.*
-      | already\s+a\s+(?:subscriber|member)\b.* | (?:log|sign)\s+in(?:\s+to\b.*)? | register\s+(?:now|for\s+free)\b.*
-      | (?:accept|reject|manage)\s+(?:all\s+)?cookies\b.* | we\s+use\s+cookies\b.*
-      | (?:copyright\s*)?©.* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
-      | (?:分享|转发|点赞|在看|收藏|扫码|扫一扫|关注我们|点击关注|阅读原文|阅读全文|返回顶部|打开APP|下载APP).*
-      | (?:责任编辑|编辑|校对|审核|来源|原标题|声明|免责声明|版权声明)[：:].*
-    )$""",
-    re.IGNORECASE | re.VERBOSE,
-)
-FURNITURE_MAX_CHARS = 120
-
-
-def is_furniture(text: str) -> bool:
-    """True for page furniture and text with no letters at all."""
-    stripped = text.strip(" \t|•·-–—>»")
-    if not LETTER_OR_CJK.search(stripped):
-        return True
-    return len(stripped) <= FURNITURE_MAX_CHARS and _FURNITURE.match(stripped) is not None
-
 
 # --- what one line is, on its own -------------------------------------------------------
 
@@ -198,7 +153,7 @@ _FURNITURE_LINE = re.compile(
       | .{0,20}(?:本文来自|本文轉載自|本文转载自).{0,80} | .{0,60}(?:经授权发布|經授權發布|观点仅代表作者|觀點僅代表作者|仅提供信息存储空间服务|僅提供信息存儲空間服務).{0,60}
       | (?:plus:\s*)?(?:grab|download|get|claim)\s+(?:your|our|the|a)\s+(?:free\s+)?(?:copy|guide|report|e-?book|white\s?paper|checklist|toolkit)\b.*
       | (?:next|previous|prev)\s+(?:section|chapter|page|article|story|post)\b.*
-      | \d+\s*min(?:ute)?s?\s+read | back\s+to\s+top | our\s+standards\b.*
+      | \d+\s*min(?:ute)?s?\s+read | back\s+to\s+top | skip\s+to\s+(?:the\s+)?(?:main\s+)?(?:content|navigation|article) | our\s+standards\b.*
       | (?:additional\s+)?(?:reporting|writing|editing|compiled|produced)\s+by\s+[A-Z].{0,120}
       | .{0,60}\b(?:plain[-\s]text|text[-\s]only|print|web|mobile|e-?mail)\s+(?:edition|version|export)\b.{0,20}
       | (?:copyright\s*)?(?:©|\(c\)).* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
@@ -318,7 +273,7 @@ def line_kind(text: str) -> Kind:
         return Kind.FURNITURE if _FURNITURE_LINE.match(text) or _is_notice(text) else Kind.TEXT
     if _RELATED_HEADER.match(text):
         return Kind.RELATED
-    if _FURNITURE_LINE.match(text) or _FURNITURE.match(text) or _is_notice(text) or _is_tag_row(text):
+    if _FURNITURE_LINE.match(text) or is_furniture(text) or _is_notice(text) or _is_tag_row(text):
         return Kind.FURNITURE
     if _CREDIT_LINE.match(text) or _is_breadcrumb(text):
         return Kind.META
@@ -415,7 +370,7 @@ def _is_bare_date(text: str) -> bool:
 def _is_ui_row(text: str) -> bool:
     """ "Print | Email", "Manage your preferences | Unsubscribe": a row of furniture between separators."""
     parts = [part for part in _SEPARATORS.split(text) if part]
-    return len(parts) >= 2 and all(_FURNITURE_LINE.match(part) or _FURNITURE.match(part) for part in parts)
+    return len(parts) >= 2 and all(_FURNITURE_LINE.match(part) or is_furniture(part) for part in parts)
 
 
 def _is_breadcrumb(text: str) -> bool:
@@ -631,9 +586,9 @@ def _common_width(lines: Sequence[Line], *, minimum: int) -> int | None:
         return None
     widths = sorted(line.width for line in lines)
     width = widths[(len(widths) - 1) * 9 // 10]
-    near = sum(1 for value in widths if value >= width - 15)
+    near = sum(1 for value in widths if width - 15 <= value <= width + 10)
     open_ended = sum(1 for line in lines if not line.text.rstrip(_CLOSING).endswith(tuple(_TERMINAL)))
-    if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and near * 10 >= len(widths) * 6 and open_ended * 2 >= len(lines):
+    if MIN_WRAP_WIDTH <= width <= MAX_WRAP_WIDTH and near * 10 >= len(widths) * 7 and open_ended * 2 >= len(lines):
         return width
     return None
 
@@ -662,7 +617,7 @@ def _fills_line(line: Line, after: Line, wrap: int) -> bool:
     space = 0 if CJK.match(token) or token in _CJK_PUNCT else 1
     # Quotes and dashes are one column here but often two where the text was wrapped.
     slack = 4 if CJK.search(line.text) else 2
-    return line.width + space + display_width(token) > wrap - slack
+    return line.width <= wrap + 10 and line.width + space + display_width(token) > wrap - slack
 
 
 def _continues_lowercase(line: Line, after: Line) -> bool:
@@ -700,7 +655,7 @@ def _glue(text: str, after: str, *, chinese: bool) -> str:
     return f"{text} {after}"
 
 
-def paragraphs(text: str) -> list[str]:
+def units(text: str) -> list[str]:
     """The units of a text, in order: paragraphs, headings, list items, captions; furniture left out.
 
     Blank lines always separate units. Within a block, lines are joined where

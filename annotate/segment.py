@@ -1,5 +1,8 @@
 """Split articles into paragraphs and sentences (English and Chinese).
 
+An article's text has its paragraphs separated by blank lines: ``ingest``
+lays pages out that way (see :mod:`annotate.layout`).
+
 English sentence boundaries come from blingfire, then a few merge rules fix
 what news text needs ("Dr. Li", "No. 3", quotes and brackets). Chinese is
 split at 。！？ with any closing quotes kept on their sentence, which no
@@ -15,12 +18,13 @@ from collections.abc import Iterable, Iterator
 
 import blingfire
 
-from .layout import detect_lang, is_furniture, paragraphs
-from .schemas import Article, Sentence
+from .schemas import Article, Lang, Sentence
 
-__all__ = ["detect_lang", "is_furniture", "paragraphs", "segment", "segment_all", "sentence_id", "split_sentences"]
-
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LETTER_OR_CJK = re.compile(r"[^\W\d_]")
+_BLANK_LINES = re.compile(r"\n[ \t\u3000]*\n")
 _WHITESPACE = re.compile(r"\s+")
+# An ellipsis does not end a Chinese sentence: "热门方向……AI和医疗全面融合，似乎已经..." is one.
 _ZH_SENTENCE = re.compile(r"[^。！？!?]*?(?:[。！？!?]+|$)[”’」』）)》\"']*")
 _EMOTICON_END = re.compile(r"[.!?][\"”’)]*\s+(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])(?=\s+[A-Z“\"])")
 _EMOTICON_START = re.compile(r"(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])\s+(?=[A-Z“\"])")
@@ -39,6 +43,53 @@ MAX_MERGED_CHARS = 600
 # blingfire's wrapper holds ~20 bytes per input byte; a one-line paragraph of
 # 50 MB is split in windows of this size to keep memory bounded.
 EN_WINDOW_CHARS = 100_000
+
+_FURNITURE = re.compile(
+    r"""^(?:
+        share(?:\s+(?:this|on|via))?(?:\s+(?:article|story|page|post))?\b.*
+      | subscribe(?:\s+now|\s+today|\s+to\b.*)?
+      | sign\s+up\b.*
+      | (?:listen|play)\s+(?:to\s+)?(?:this\s+)?(?:article|story)\b.*
+      | \d{1,2}:\d{2}(?::\d{2})?\s*/\s*\d{1,2}:\d{2}(?::\d{2})?
+      | advertisement | advert | sponsored(?:\s+content)?
+      | (?:related|recommended|more)\s+(?:articles?|stories|reading|news)\b.*
+      | read\s+(?:more|next|also)\b.*
+      | follow\s+us\b.* | print | email | copy\s+link | comments? | close
+      | you\s+have\s+(?:read|\d+)\b.*\bfree\s+(?:articles?|stories)\b.* | get\s+unlimited\s+access\b.*
+      | already\s+a\s+(?:subscriber|member)\b.* | (?:log|sign)\s+in(?:\s+to\b.*)? | register\s+(?:now|for\s+free)\b.*
+      | (?:accept|reject|manage)\s+(?:all\s+)?cookies\b.* | we\s+use\s+cookies\b.*
+      | (?:copyright\s*)?©.* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
+      | (?:分享|分享到|转发|点赞|在看|收藏|扫码|扫一扫|关注我们|点击关注|阅读原文|阅读全文|返回顶部|打开APP|下载APP)\b.*
+      | (?:责任编辑|编辑|校对|审核|来源|原标题|声明|免责声明|版权声明)[：:].*
+    )$""",
+    re.IGNORECASE | re.VERBOSE,
+)
+FURNITURE_MAX_CHARS = 120
+
+
+def detect_lang(text: str) -> Lang:
+    """``zh`` when at least a fifth of the letters are Chinese characters, else ``en``."""
+    # Counted with subn: findall would build a list of every letter of a huge text.
+    letters = LETTER_OR_CJK.subn("", text)[1]
+    if letters and CJK.subn("", text)[1] * 5 >= letters:
+        return "zh"
+    return "en"
+
+
+def is_furniture(text: str) -> bool:
+    """True for page furniture and text with no letters at all."""
+    stripped = text.strip(" \t|•·-–—>»")
+    if not LETTER_OR_CJK.search(stripped):
+        return True
+    return len(stripped) <= FURNITURE_MAX_CHARS and _FURNITURE.match(stripped) is not None
+
+
+def paragraphs(text: str) -> list[str]:
+    """Paragraphs separated by blank lines; single line breaks when a text has no blank lines."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n").strip()
+    parts = _BLANK_LINES.split(text) if _BLANK_LINES.search(text) else text.split("\n")
+    return [part.strip() for part in parts if part.strip()]
+
 
 def split_sentences(paragraph: str) -> list[str]:
     """The sentences of one paragraph, whitespace normalised."""

@@ -62,8 +62,8 @@ def test_real_sentences_that_mention_furniture_words_are_kept() -> None:
     assert not is_furniture("Readers who subscribe to the newsletter were surveyed about AI scribes in 2025.")
 
 
-def test_paragraphs_split_on_blank_lines_and_page_elements() -> None:
-    assert paragraphs("A one.\nstill one.\n\nB two.") == ["A one. still one.", "B two."]
+def test_paragraphs_split_on_blank_lines_or_single_lines() -> None:
+    assert paragraphs("A one.\nstill one.\n\nB two.") == ["A one.\nstill one.", "B two."]
     assert paragraphs("A one.\nB two.") == ["A one.", "B two."]
 
 
