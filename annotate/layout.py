@@ -66,6 +66,8 @@ _BULLET = re.compile(
     )[ \t\u3000\u00a0]*""",
     re.VERBOSE,
 )
+# East Asian wide and full-width characters (Unicode East_Asian_Width W or F) that news text uses.
+_WIDE = re.compile(r"[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe6b\uff00-\uff60\uffe0-\uffe6\U0001F300-\U0001F64F\U0001F900-\U0001F9FF\U00020000-\U0003FFFD]")
 _PICTOGRAPH = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _DATE = re.compile(
@@ -88,6 +90,7 @@ _TIME = re.compile(
 )
 # "3d", "2 hours ago", "1w • Edited": the age of a post.
 _AGO = re.compile(r"(?<![\w.])\d{1,2}\s*(?:s|m|h|d|w|mo|y|mins?|hrs?|hours?|days?|weeks?|months?|years?)\b(?:\s+ago\b)?|\d+\s*(?:分钟|小时|天|周|个月|年)前", re.IGNORECASE)
+_DIGIT = re.compile(r"\d")
 _LATIN_WORD = re.compile(r"[A-Za-z][\w'’&.-]*")
 _DATELINE_EN_MARK = re.compile(r"[|/:·•—–-]|\b(?:by|published|updated|posted|issued|reviewed|due|date|edition|issue)\b", re.IGNORECASE)
 _DATELINE_ZH_MARK = re.compile(r"[|｜·/:：]|报|報|版|期|网|網|客户端|客戶端|来源|來源|时间|時間|发布|發布|记者|記者|编辑|編輯|作者")
@@ -117,59 +120,86 @@ _META_KEYS = frozenset(
     "press contacts", "press inquiries", "for immediate release", "content current as of", "page last reviewed", "next review due",
     "issued at", "image credit", "photo credit", "picture credit",
 }
+# "记者：明年的预算里，AI项目占多少？" is an interview question, not a byline.
+_ZH_PERSON_KEYS = frozenset("记者 記者 作者 编辑 編輯 通讯员 通訊員".split())
 # Keys whose value is a credit or a source when it is short: "Photo: VCG", but not "Photo 1: The minister visits ...".
 _CREDIT_KEYS = frozenset({"image", "images", "photo", "photos", "photograph", "picture", "video", "graphic", "illustration", "audio", "source", "图", "圖", "图片", "圖片"})
 # Keys that point to another article when the value is a headline: "ALSO READ: ...", "Update: ...".
 _LINK_KEYS = frozenset({"also read", "read more", "read also", "see also", "related", "more", "read next", "recommended", "watch", "listen",
                         "update", "editor's pick", "editor’s pick", "don't miss", "must read", "相关阅读", "相關閱讀", "延伸阅读", "延伸閱讀", "推荐阅读", "推薦閱讀"})
 
+# A line that is furniture as a whole ("Share", "Read the full story", "Best regards" is elsewhere) ...
 _FURNITURE_LINE = re.compile(
     r"""^(?:
-        (?:share|email|e-mail|print|reprints?|like|comments?|restack|repost|send|reply|retweet|save|bookmark|copy\s+link|tweet|pin\s+it|paid|free|premium|listen
-          |view\s+options|loading\w*|advertisement|advert|sponsored(?:\s+content)?|close|menu|search|home|subscribe|log\s?in|sign\s+in|sign\s+up)
+        (?:share|email|e-mail|print|reprints?|like|comments?|restack|repost|send|reply|retweet|save|bookmark|copy\s+link|tweet|pin\s+it|paid|free
+          |premium|listen|view\s+options|loading\w*|advertisement|advert|sponsored(?:\s+content)?|close|menu|search|home|subscribe|log\s?in|sign\s+in
+          |sign\s+up|end|ends|nnnn|\#{3}|-30-|-\s*ends\s*-|back\s+to\s+top|stay\s+(?:updated|informed|connected|in\s+touch|tuned))
       | (?:english|español|espanol|français|deutsch|português|italiano|русский|中文|简体|繁體|繁体|简体中文|繁體中文|日本語|한국어)
-      | .{0,40}\bscan\b.{0,20}\bqr\s+code\b.*
-      | (?:ai[-\s]generated,?\s+)?for\s+reference\s+only\.?
-      | (?:[\w']+\s+){1,3}back
-      | (?:fda\s+|for\s+)?(?:immediate\s+release|news\s+release|press\s+release)|news\s+provided\s+by
-      | \#{3}|-30-|ends|nnnn|-\s*ends\s*-
-      | continue\s+reading\b.* | read\s+(?:the\s+)?(?:full\s+|original\s+|cover\s+|whole\s+)?(?:story|article|report|post|piece)\s*[→>»]?
-      | read\s+original\b.* | read\s+more\s+(?:from|at|on|about)\b.* | (?:find\s+out|learn|see|view|load|show)\s+more(?:\s+(?:about|at|on)\b.*)?
-      | stay\s+(?:updated|informed|connected|in\s+touch|tuned)
-      | view\s+(?:this\s+)?(?:e-?mail|newsletter|message|page)\s+(?:in|on)\s+(?:your|a|the)\s+(?:web\s+)?browser.*
-      | you\s+(?:are\s+receiving|received|got)\s+this\b.* | to\s+(?:unsubscribe|stop\s+receiving)\b.* | .*\bunsubscribe\b.*
-      | manage\s+(?:your\s+)?(?:e-?mail|email|subscription|notification)s?\s+(?:preferences|settings).*
-      | update\s+(?:your\s+)?subscription\s+preferences.*
-      | .*\b(?:is|are)\s+not\s+(?:legal|medical|financial|investment|tax)\s+advice\b.*
-      | (?:this|the)\s+(?:newsletter|article|content|information|material|report)\b.{0,80}\b(?:general\s+information|general\s+guide|informational\s+purposes)\b.*
-      | .*\bviews?\b.{0,60}\bdo(?:es)?\s+not\s+necessarily\s+(?:reflect|represent)\b.*
-      | to\s+print\s+this\s+article\b.* | .*\bregistered\s+or\s+log\s?in\b.*
-      | (?:you['’]ve|you\s+have)\s+accessed\s+an?\s+(?:article|story)\b.* | .*\b(?:available\s+)?(?:only\s+)?(?:to|for)\s+subscribers(?:\s+only)?\.?
-      | .*\bsubscribers\s+only\b.*
-      | (?:unlock|enjoy|get|save|try|start|join|become|upgrade|claim)\b.{0,80}\b(?:subscription|subscribe|membership|discount|free\s+trial|premium)\b.*
-      | (?:join|get|receive)\s+(?:our|the)\b.{0,60}\b(?:community|newsletter|mailing\s+list|updates|briefing)\b.*
+      | (?:ai[-\s]generated,?\s+)?for\s+reference\s+only\.? | (?:[\w']+\s+){1,3}back
+      | (?:fda\s+|for\s+)?(?:immediate\s+release|news\s+release|press\s+release) | news\s+provided\s+by
+      | read\s+(?:the\s+)?(?:full\s+|original\s+|cover\s+|whole\s+)?(?:story|article|report|post|piece)\s*[→>»]?
+      | (?:find\s+out|learn|see|view|load|show)\s+more(?:\s+(?:about|at|on)\b.*)?
       | [\d,.]+[km]?\s+(?:comments?|reposts?|shares?|likes?|reactions?|views?|replies|reads?|claps?|followers?)
-      | (?:\#[^\s#]+\s*){1,12}(?:\d+\s*个?)? | end | 收录于(?:合集|话题)\S{0,10} | 点个?(?:在看|赞|讚).{0,10}
-      | .{0,20}(?:本文来自|本文轉載自|本文转载自).{0,80} | .{0,60}(?:经授权发布|經授權發布|观点仅代表作者|觀點僅代表作者|仅提供信息存储空间服务|僅提供信息存儲空間服務).{0,60}
-      | (?:plus:\s*)?(?:grab|download|get|claim)\s+(?:your|our|the|a)\s+(?:free\s+)?(?:copy|guide|report|e-?book|white\s?paper|checklist|toolkit)\b.*
-      | (?:next|previous|prev)\s+(?:section|chapter|page|article|story|post)\b.*
-      | \d+\s*min(?:ute)?s?\s+read | back\s+to\s+top | skip\s+to\s+(?:the\s+)?(?:main\s+)?(?:content|navigation|article) | our\s+standards\b.*
-      | (?:additional\s+)?(?:reporting|writing|editing|compiled|produced)\s+by\s+[A-Z].{0,120}
-      | .{0,60}\b(?:plain[-\s]text|text[-\s]only|print|web|mobile|e-?mail)\s+(?:edition|version|export)\b.{0,20}
-      | (?:copyright\s*)?(?:©|\(c\)).* | copyright\s+\d{4}.* | all\s+rights\s+reserved\.?
-      | (?:分享|分享到|分享至|转发|轉發|点赞|點讚|点个赞|讚好|在看|收藏|评论|評論|打印|列印|关闭|關閉|关闭窗口|關閉窗口|打印本页|打印本頁|返回|返回顶部|返回頂部
-          |阅读原文|閱讀原文|阅读全文|閱讀全文|打开APP|打開APP|下载APP|下載APP|大字体|小字体|大字體|小字體|中字体|中字體|听新闻|聽新聞|商品推荐|商品推薦)[：:]?
-      | (?:字号|字號)[：:].* | (?:上一篇|下一篇|上一页|下一页|上一頁|下一頁)(?:[：:\s].*)?
-      | .{0,30}(?:扫码|掃碼|扫一扫|掃一掃).{0,30}
-      | .{0,20}(?:关注|關注)(?:我们|我們|该公众号|該公眾號|公众号|公眾號|本号).{0,20} | .{0,10}点击(?:上方|下方|蓝字|關注|关注|查看).{0,30} | .{0,10}點擊(?:上方|下方|藍字|關注|查看).{0,30}
-      | .{0,60}(?:版权所有|版權所有|不得转载|不得轉載|禁止转载|禁止轉載|转载请注明|轉載請註明).{0,30} | .{0,60}(?:请勿直接回复|請勿直接回覆).* | (?:订阅|訂閱)\S.{0,40}
-      | .{0,60}(?:不构成|不構成)(?:任何)?(?:投资|投資)(?:建议|建議).{0,30}
-      | .{0,40}(?:立即讚好|立即点赞|Facebook專頁|Facebook专页).{0,20} | .{0,20}(?:阅读时长|閱讀時長|本文字数|本文字數).{0,30}
+      | (?:\#[^\s#]+\s*){1,12}(?:\d+\s*个?)? | \d+\s*min(?:ute)?s?\s+read
+      | (?:分享|分享到|分享至|转发|轉發|点赞|點讚|点个赞|讚好|在看|收藏|评论|評論|打印|列印|关闭|關閉|关闭窗口|關閉窗口|打印本页|打印本頁|返回|返回顶部
+          |返回頂部|阅读原文|閱讀原文|阅读全文|閱讀全文|打开APP|打開APP|下载APP|下載APP|大字体|小字体|大字體|小字體|中字体|中字體|听新闻|聽新聞
+          |商品推荐|商品推薦)[：:]?
       | .{2,40}\s*(?:呈现|呈現|出品|供稿)
-      | .{0,20}(?:责任编辑|責任編輯|原标题|原標題)[：:].*
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
+# ... or that begins the way furniture begins ("Continue reading ...", "Reporting by ...", "上一篇：...") ...
+_FURNITURE_START = re.compile(
+    r"""(?:
+        continue\s+reading\b | read\s+original\b | read\s+more\s+(?:from|at|on|about)\b | our\s+standards\b
+      | skip\s+to\s+(?:the\s+)?(?:main\s+)?(?:content|navigation|article)
+      | view\s+(?:this\s+)?(?:e-?mail|newsletter|message|page)\s+(?:in|on)\s+(?:your|a|the)\s+(?:web\s+)?browser
+      | you\s+(?:are\s+receiving|received|got)\s+this\b | to\s+(?:unsubscribe|stop\s+receiving)\b
+      | manage\s+(?:your\s+)?(?:e-?mail|email|subscription|notification)s?\s+(?:preferences|settings) | update\s+(?:your\s+)?subscription\s+preferences
+      | (?:this|the)\s+(?:newsletter|article|content|information|material|report)\b.{0,80}\b(?:general\s+information|general\s+guide|informational\s+purposes)\b
+      | to\s+print\s+this\s+article\b | (?:you['’]ve|you\s+have)\s+accessed\s+an?\s+(?:article|story)\b
+      | (?:unlock|enjoy|get|save|try|start|join|become|upgrade|claim)\b.{0,80}\b(?:subscription|subscribe|membership|discount|free\s+trial|premium)\b
+      | (?:join|get|receive)\s+(?:our|the)\b.{0,60}\b(?:community|newsletter|mailing\s+list|updates|briefing)\b
+      | (?:plus:\s*)?(?:grab|download|get|claim)\s+(?:your|our|the|a)\s+(?:free\s+)?(?:copy|guide|report|e-?book|white\s?paper|checklist|toolkit)\b
+      | (?:next|previous|prev)\s+(?:section|chapter|page|article|story|post)\b
+      | (?:additional\s+)?(?:reporting|writing|editing|compiled|produced)\s+by\s+[A-Z]
+      | (?:copyright\s*)?(?:©|\(c\)) | copyright\s+\d{4} | all\s+rights\s+reserved
+      | (?:字号|字號)[：:] | (?:上一篇|下一篇|上一页|下一页|上一頁|下一頁)(?:[：:\s]|$) | (?:订阅|訂閱)(?:本|我们|我們|电子报|電子報|号|號|频道|頻道|[／/|｜]) | 取消(?:订阅|訂閱) | 收录于(?:合集|话题) | 点个?(?:在看|赞|讚)
+    )""",
+    re.IGNORECASE | re.VERBOSE,
+)
+# ... or that says anywhere in a short line what only furniture says.
+_FURNITURE_INSIDE = re.compile(
+    r"""
+        \bscan\b.{0,20}\bqr\s+code\b | \bunsubscribe\b | \b(?:is|are)\s+not\s+(?:legal|medical|financial|investment|tax)\s+advice\b
+      | \bviews?\b.{0,60}\bdo(?:es)?\s+not\s+necessarily\s+(?:reflect|represent)\b | \bregistered\s+or\s+log\s?in\b
+      | \bavailable\s+(?:only\s+)?(?:to|for)\s+subscribers\b | \bsubscribers\s+only\b
+      | \b(?:plain[-\s]text|text[-\s]only)\s+(?:edition|version|export)\b | \b(?:print|web|e-?mail)\s+edition\b
+      | 本文来自 | 本文轉載自 | 本文转载自 | 经授权发布 | 經授權發布 | 观点仅代表作者 | 觀點僅代表作者 | 仅提供信息存储空间服务 | 僅提供信息存儲空間服務
+      | (?:扫码|掃碼)(?:关注|關注|下载|下載|阅读|閱讀|观看|觀看|加入|订阅|訂閱) | 扫一扫 | 掃一掃 | 微信扫码 | 微信掃碼 | (?:关注|關注)(?:我们|我們|该公众号|該公眾號|公众号|公眾號|本号) | 点击(?:上方|下方|蓝字|關注|关注|查看) | 點擊(?:上方|下方|藍字|關注|查看)
+      | 版权所有 | 版權所有 | 不得转载 | 不得轉載 | 禁止转载 | 禁止轉載 | 转载请注明 | 轉載請註明 | 请勿直接回复 | 請勿直接回覆 | ^(?!风险提示|風險提示).*(?:不构成|不構成)(?:任何)?(?:投资|投資)(?:建议|建議)
+      | 立即讚好 | 立即点赞 | Facebook專頁 | Facebook专页 | 阅读时长 | 閱讀時長 | 本文字数 | 本文字數 | (?:责任编辑|責任編輯|原标题|原標題)[：:]
+    """,
+    re.IGNORECASE | re.VERBOSE,
+)
+
+
+# Words without which _FURNITURE_INSIDE cannot match: a substring test is much faster than the regex.
+_INSIDE_WORDS = tuple(
+    """qr unsubscribe advice necessarily registered subscribers edition version export 本文 授权 授權 观点 觀點 存储 存儲 扫 掃 关注 關注 点击 點擊
+    版权 版權 转载 轉載 回复 回覆 不构成 不構成 讚好 点赞 facebook 时长 時長 字数 字數 编辑 編輯 标题 標題""".split()
+)
+
+
+def _is_furniture_line(text: str) -> bool:
+    if _FURNITURE_LINE.match(text) or _FURNITURE_START.match(text):
+        return True
+    if len(text) > SHORT_LINE_CHARS:
+        return False
+    lowered = text.lower()
+    return any(word in lowered for word in _INSIDE_WORDS) and _FURNITURE_INSIDE.search(text) is not None
+
+
 # Picture credits: dropped, and so is a name beside them ("Elise Reuter/MedTech Dive").
 _CREDIT_LINE = re.compile(
     r"""^(?:
@@ -242,7 +272,9 @@ class Line:
 
 def display_width(text: str) -> int:
     """Columns on a terminal: CJK characters take two."""
-    return sum(2 if unicodedata.east_asian_width(char) in "WF" else 1 for char in text)
+    if text.isascii():
+        return len(text)
+    return len(text) + len(_WIDE.findall(text))
 
 
 def strip_bullet(text: str) -> tuple[str, bool]:
@@ -270,10 +302,10 @@ def line_kind(text: str) -> Kind:
     if len(text) > LONG_NOTICE_CHARS:
         return Kind.TEXT
     if len(text) > SHORT_LINE_CHARS:
-        return Kind.FURNITURE if _FURNITURE_LINE.match(text) or _is_notice(text) else Kind.TEXT
+        return Kind.FURNITURE if _is_furniture_line(text) or _is_notice(text) else Kind.TEXT
     if _RELATED_HEADER.match(text):
         return Kind.RELATED
-    if _FURNITURE_LINE.match(text) or is_furniture(text) or _is_notice(text) or _is_tag_row(text):
+    if _is_furniture_line(text) or is_furniture(text) or _is_notice(text) or _is_tag_row(text):
         return Kind.FURNITURE
     if _CREDIT_LINE.match(text) or _is_breadcrumb(text):
         return Kind.META
@@ -301,16 +333,19 @@ def _is_notice(text: str) -> bool:
 
 
 def _is_meta(text: str) -> bool:
-    if _EMAIL.search(text) and len(text.split()) <= 6 or _PHONE.match(text) or _is_address(text) or re.fullmatch(r"@\w{2,}", text):
+    digits = _DIGIT.search(text) is not None
+    if "@" in text and (_EMAIL.search(text) and len(text.split()) <= 6 or re.fullmatch(r"@\w{2,}", text)):
         return True
-    if len(text) <= 40 and re.search(r"(?<!\d)\d{3,4}-\d{6,8}(?!\d)|\(\d{3}\)\s?\d{3}-\d{4}", text) and not re.search(r"[。！？]", text):
+    if _is_address(text) or digits and (_is_dateline(text) or _PHONE.match(text)):
         return True
-    if _is_dateline(text) or _is_byline(text):
+    if digits and len(text) <= 40 and re.search(r"(?<!\d)\d{3,4}-\d{6,8}(?!\d)|\(\d{3}\)\s?\d{3}-\d{4}", text) and not re.search(r"[。！？]", text):
+        return True
+    if _is_byline(text):
         return True
     if match := _LABEL.match(text):
         key, value = match["key"].strip().lower(), match["value"].strip()
         key = re.sub(r"^(?:本版|本文|本页|本頁|文章)", "", key) if CJK.search(key) else key
-        if key in _META_KEYS or key.startswith("x-"):
+        if (key in _META_KEYS or key.startswith("x-")) and not (CJK.search(key) and value.endswith(("？", "?", "！", "。")) and key in _ZH_PERSON_KEYS):
             return True
         if key in _CREDIT_KEYS and value and len(value.split()) <= 8 and not value.endswith(tuple(_TERMINAL)):
             return True
@@ -318,15 +353,16 @@ def _is_meta(text: str) -> bool:
         return True
     if (match := _ZH_BAR_LABEL.match(text)) and match["key"] in _ZH_CREDIT_KEYS:
         return True
-    # A line wholly in brackets: "(资料图片)", "（来源：经济日报）", "[ comp.ai is moderated ... ]", "【编辑:张三】".
-    if re.fullmatch(r"[(（\[【〔][^()（）\[\]【】〔〕]*[)）\]】〕]", text):
+    # A line wholly in brackets: "(资料图片)", "（来源：经济日报）", "[ comp.ai is moderated ... ]", "【编辑:张三】";
+    # not a bracketed sentence: "（应受访者要求，文中林晓为化名。）".
+    if re.fullmatch(r"[(（\[【〔][^()（）\[\]【】〔〕]*[^.。!?！？][)）\]】〕]", text):
         return True
     return False
 
 
 def _is_address(text: str) -> bool:
     """A web address on its own, or a banner built around one."""
-    if text.endswith(tuple(_TERMINAL)):
+    if text.endswith(tuple(_TERMINAL)) or "." not in text:
         return False
     return re.search(r"https?://|\bwww\.", text, re.IGNORECASE) is not None or (" " not in text and _URL.search(text) is not None)
 
@@ -370,7 +406,7 @@ def _is_bare_date(text: str) -> bool:
 def _is_ui_row(text: str) -> bool:
     """ "Print | Email", "Manage your preferences | Unsubscribe": a row of furniture between separators."""
     parts = [part for part in _SEPARATORS.split(text) if part]
-    return len(parts) >= 2 and all(_FURNITURE_LINE.match(part) or is_furniture(part) for part in parts)
+    return len(parts) >= 2 and all(_is_furniture_line(part) or is_furniture(part) for part in parts)
 
 
 def _is_breadcrumb(text: str) -> bool:
@@ -437,7 +473,18 @@ def _lines(text: str) -> list[Line]:
             # A bullet on a line of its own: the item is the next line.
             lines.append(Line("", indent, True, block, Kind.FURNITURE))
             continue
-        lines.append(Line(stripped, indent, bullet, block, line_kind(stripped)))
+        lines.append(Line(stripped, indent, bullet, block, Kind.DATE))
+    # The rest of a hard-wrapped sentence is text whatever it says; judging only the other lines saves most of the time.
+    wraps = _wrap_widths(lines, judged=False)
+    for index, line in enumerate(lines):
+        if line.kind is not Kind.DATE:
+            continue
+        before = lines[index - 1] if index else None
+        wrap = wraps.get(line.block)
+        if wrap is not None and before is not None and before.kind is Kind.TEXT and _wraps_into(before, line, wrap):
+            line.kind = Kind.TEXT
+        else:
+            line.kind = line_kind(line.text)
     return lines
 
 
@@ -473,12 +520,15 @@ def _drop_names_beside_meta(lines: list[Line]) -> None:
 
 
 def _drop_related_links(lines: list[Line]) -> None:
+    if not any(line.kind in (Kind.RELATED, Kind.BARE_RELATED) for line in lines):
+        return
     # run_end[i]: the first line from i on that is neither furniture nor a link (computed once: linear).
     run_end = [len(lines)] * (len(lines) + 1)
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         linkish = line.dropped or line.kind is Kind.BARE_RELATED or (line.kind is Kind.TEXT and _is_link_item(line))
         run_end[index] = run_end[index + 1] if linkish else index
+    cleared = 0  # lines before this are already dropped: each line is visited once
     for index, line in enumerate(lines):
         if line.kind not in (Kind.RELATED, Kind.BARE_RELATED):
             continue
@@ -488,14 +538,17 @@ def _drop_related_links(lines: list[Line]) -> None:
                 line.kind = Kind.TEXT
                 continue
             line.kind = Kind.RELATED
-        for link in lines[index + 1 : end]:
+        for link in lines[max(index + 1, cleared) : end]:
             if not link.dropped:
                 link.kind = Kind.FURNITURE
+        cleared = max(cleared, end)
 
 
 def _resolve_bare_dates(lines: list[Line]) -> None:
     """A bare date is a timeline label where the page has several, each followed by an entry; else a dateline."""
-    labels = [index for index, line in enumerate(lines) if line.kind is Kind.DATE and index + 1 < len(lines) and _is_entry(lines[index], lines[index + 1])]
+    if not any(line.kind is Kind.DATE for line in lines):
+        return
+    labels = {index for index, line in enumerate(lines) if line.kind is Kind.DATE and index + 1 < len(lines) and _is_entry(lines[index], lines[index + 1])}
     timeline = len(labels) >= 2
     for index, line in enumerate(lines):
         if line.kind is Kind.DATE:
@@ -530,18 +583,17 @@ def _drop_signature(lines: list[Line]) -> None:
 
 def _drop_header_and_footer_names(lines: list[Line]) -> None:
     """Bylines above the first sentence and sign-offs below the last: names, outlets, a kicker in another language."""
-    prose = [index for index, line in enumerate(lines) if _is_prose(line)]
-    if not prose:
+    first = next((index for index, line in enumerate(lines) if _is_prose(line)), None)
+    last = next((index for index in range(len(lines) - 1, -1, -1) if _is_prose(lines[index])), None)
+    if first is None or last is None:
         return
-    language = detect_lang(" ".join(line.text for line in lines if line.kind is Kind.TEXT))
-    for index in range(prose[0]):
-        line = lines[index]
+    head, tail = lines[:first], [line for line in lines[last + 1 :] if not line.dropped]
+    # The language of the page is only needed when there is a header or a footer to judge.
+    language = detect_lang(" ".join(line.text for line in lines if line.kind is Kind.TEXT)) if head or tail else "en"
+    for line in head:
         if line.kind is Kind.TEXT and not line.bullet and (_is_chinese_name(line.text) or _is_foreign(line.text, language) or _is_city_byline(line.text)):
             line.kind = Kind.META
-    for index in range(len(lines) - 1, prose[-1], -1):
-        line = lines[index]
-        if line.dropped:
-            continue
+    for line in reversed(tail):
         if line.kind is not Kind.TEXT or line.bullet or not (is_name_like(line.text) or _is_foreign(line.text, language)):
             break
         line.kind = Kind.FURNITURE
@@ -563,14 +615,18 @@ def _is_city_byline(text: str) -> bool:
 # --- joining lines into units --------------------------------------------------------------
 
 
-def _wrap_widths(lines: Sequence[Line]) -> dict[int, int]:
+def _wrap_widths(lines: Sequence[Line], *, judged: bool = True) -> dict[int, int]:
     """Block number -> the column its lines are hard-wrapped at; blocks with one page element per line are absent.
 
     A hard-wrapped text has most of its non-final lines within a few words of
     one width, and most of them end in the middle of a sentence. The whole text
     is judged first; failing that, each block of three or more lines on its own.
+    Before the lines are judged (``judged=False``), every line counts.
     """
-    broken = [line for line, after in zip(lines, lines[1:], strict=False) if line.kind is Kind.TEXT and after.block == line.block and after.kind is Kind.TEXT]
+    broken = [
+        line for line, after in zip(lines, lines[1:], strict=False)
+        if after.block == line.block and (not judged or line.kind is Kind.TEXT and after.kind is Kind.TEXT) and line.text
+    ]
     width = _common_width(broken, minimum=4)
     if width is not None:
         return {line.block: width for line in lines}
@@ -597,12 +653,17 @@ def _keep_wrapped_continuations(lines: list[Line], wraps: dict[int, int]) -> Non
     """ "...closes on" / "Friday." : in hard-wrapped prose, the rest of a sentence is never a dateline or furniture."""
     for line, after in zip(lines, lines[1:], strict=False):
         wrap = wraps.get(line.block)
-        if (
-            wrap is not None and line.kind is Kind.TEXT and after.block == line.block and after.kind is not Kind.TEXT and not after.bullet
-            and not line.text.endswith(tuple(_TERMINAL) + (":", "："))
-            and _fills_line(line, after, wrap)
-        ):
+        if wrap is not None and line.kind is Kind.TEXT and after.kind is not Kind.TEXT and _wraps_into(line, after, wrap):
             after.kind = Kind.TEXT
+
+
+def _wraps_into(line: Line, after: Line, wrap: int) -> bool:
+    """True when ``after`` is the rest of a sentence that ``line`` broke off at the wrap width."""
+    return (
+        after.block == line.block and not after.bullet and bool(after.text)
+        and not line.text.endswith(tuple(_TERMINAL) + (":", "："))
+        and _fills_line(line, after, wrap)
+    )
 
 
 def _first_token(text: str) -> str:
@@ -646,13 +707,14 @@ def _joins(line: Line, after: Line, *, wrap: int | None, item: bool, first_inden
     return _fills_line(line, after, wrap)
 
 
-def _glue(text: str, after: str, *, chinese: bool) -> str:
+def _joiner(text: str, after: str, *, chinese: bool) -> str:
+    """What goes between a wrapped line and the next: nothing in Chinese or after a broken word, else a space."""
     last, first = text[-1:], after[:1]
     if CJK.match(first) or CJK.match(last) or (first and first in _CJK_PUNCT) or (last and last in _CJK_PUNCT) or (chinese and last.isalnum() and first.isalnum()):
-        return text + after
-    if text.endswith("-") and text[-2:-1].isalpha() and after[:1].islower():
-        return text + after
-    return f"{text} {after}"
+        return ""
+    if text.endswith("-") and text[-2:-1].isalpha() and first.islower():
+        return ""
+    return " "
 
 
 def units(text: str) -> list[str]:
@@ -678,10 +740,11 @@ def units(text: str) -> list[str]:
 
     def close() -> None:
         if pieces:
-            unit = pieces[0]
-            for piece in pieces[1:]:
+            parts = [pieces[0]]
+            for before, piece in zip(pieces, pieces[1:], strict=False):
                 # A label keeps a space before its entry in either language: "2024.04 工信部印发...".
-                unit = f"{unit} {piece}" if labelled else _glue(unit, piece, chinese=chinese)
+                parts += [" " if labelled else _joiner(before, piece, chinese=chinese), piece]
+            unit = "".join(parts)
             if len(pieces) == 1 or line_kind(unit) is not Kind.FURNITURE:
                 units.append(unit)
         pieces.clear()
