@@ -29,18 +29,18 @@ sites share, never from one page's wording. Work is linear in the text size.
 from __future__ import annotations
 
 import re
-import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
 from .segment import CJK, LETTER_OR_CJK, detect_lang, is_furniture
 
-# Lines longer than this are never furniture, labels or names: only their
-# start is matched, so a 50 MB line costs no more than a short one.
+# Only lines up to SHORT_LINE_CHARS can be names, labels, datelines or UI words; up
+# to LONG_NOTICE_CHARS a disclaimer or paywall notice; anything longer is text.
+# Checks look at most this far, so a 50 MB line costs no more than a short one.
 SHORT_LINE_CHARS = 160
 LONG_NOTICE_CHARS = 400
-# Hard-wrapped text is wrapped at 40-160 columns (a CJK character is 2).
+# Hard-wrapped text is wrapped at 40-120 columns (a CJK character takes 2).
 MIN_WRAP_WIDTH, MAX_WRAP_WIDTH = 40, 120
 # A link under a "Related" header is a headline: at most this wide.
 LINK_MAX_WIDTH = 160
@@ -102,6 +102,13 @@ _LABEL = re.compile(r"^(?P<key>[^:：]{1,40}?)\s*[:：]\s*(?P<value>.*)$")
 _ZH_BAR_LABEL = re.compile(r"^(?P<key>[\u3400-\u9fff]{1,6})\s*[｜|]\s*(?P<value>[^|｜]{1,30})$")
 _ZH_CREDIT_KEYS = frozenset("文 图 圖 编辑 編輯 责编 責編 作者 记者 記者 封面 封面来源 封面來源 题图 題圖 图片 圖片 图源 圖源 摄影 攝影 来源 來源 出品 策划 策劃 设计 設計 排版 审核 審核".split())
 _ZH_BYLINE = re.compile(r"记者|記者|通讯员|通訊員|特约撰稿|撰文|文[／/|｜]|图[／/|｜]|圖[／/|｜]|摄影|攝影|[摄攝]$|报道$|報導$|报导$|作者[\s|｜：:]")
+# "Bill Siwicki is a writer at Healthcare IT News.": the author's note under an article.
+_AUTHOR_BIO = re.compile(
+    r"^(?:[A-Z][\w.'’-]+\s+){1,3}(?:is|was)\s+(?:a|an|the)\s+(?:[\w-]+\s+){0,4}"
+    r"(?:writer|reporter|editor|correspondent|journalist|columnist|contributor)\b.{0,80}$"
+)
+# "Health reporter", "Senior Technology Correspondent": the role under a byline.
+_AUTHOR_ROLE = re.compile(r"^(?:[A-Za-z&-]+\s+){0,4}(?:reporter|correspondent|editor|writer|journalist|columnist|contributor)s?$", re.IGNORECASE)
 _SEPARATORS = re.compile(r"\s*(?:\||｜|>|»|›)\s*")
 _SENTENCE_INSIDE = re.compile(r"[.!?。！？][\"'”’)）」』]*\s+\S|[。！？]\S")
 
@@ -113,7 +120,8 @@ _META_KEYS = frozenset(
     责任编辑 責任編輯 责编 責編 编辑 編輯 校对 校對 审核 審核 审校 来源 來源 原标题 原標題 作者 记者 記者 通讯员 通訊員 发布时间 發布時間
     发布日期 發布日期 发布部门 發布部門 发文机关 發文機關 发文字号 發文字號 成文日期 索引号 索引號 主题分类 主題分類 时效性 時效性
     效力级别 效力級別 时间 時間 日期 字号 字號 浏览次数 瀏覽次數 阅读量 閱讀量 点击数 點擊數 转载自 轉載自 来源于 來源於 图片来源
-    圖片來源 图源 圖源 声明 聲明 免责声明 免責聲明 特别声明 特別聲明 版权声明 版權聲明""".split()
+    圖片來源 图源 圖源 声明 聲明 免责声明 免責聲明 特别声明 特別聲明 版权声明 版權聲明 联系人 聯繫人 联系 聯繫 联系方式 聯繫方式 电话 電話
+    邮箱 郵箱 传真 傳真 地址""".split()
 ) | {
     "last updated", "news date", "reading time", "agenda item", "report by", "paper type", "filed under", "edited by", "reporting by",
     "written by", "media contact", "media contacts", "media inquiries", "media enquiries", "consumer inquiries", "press contact",
@@ -145,6 +153,7 @@ _FURNITURE_LINE = re.compile(
           |返回頂部|阅读原文|閱讀原文|阅读全文|閱讀全文|打开APP|打開APP|下载APP|下載APP|大字体|小字体|大字體|小字體|中字体|中字體|听新闻|聽新聞
           |商品推荐|商品推薦)[：:]?
       | .{2,40}\s*(?:呈现|呈現|出品|供稿)
+      | (?:打开|打開|下载|下載)[^，。]{0,12}(?:APP|客户端|客戶端)(?:[，,]\s*(?:查看|阅读|閱讀|获取|獲取)[^，。]{0,8})?
     )$""",
     re.IGNORECASE | re.VERBOSE,
 )
@@ -158,6 +167,8 @@ _FURNITURE_START = re.compile(
       | manage\s+(?:your\s+)?(?:e-?mail|email|subscription|notification)s?\s+(?:preferences|settings) | update\s+(?:your\s+)?subscription\s+preferences
       | (?:this|the)\s+(?:newsletter|article|content|information|material|report)\b.{0,80}\b(?:general\s+information|general\s+guide|informational\s+purposes)\b
       | to\s+print\s+this\s+article\b | (?:you['’]ve|you\s+have)\s+accessed\s+an?\s+(?:article|story)\b
+      | (?:type|enter)\s+your\s+e-?mail\b | by\s+(?:subscribing|signing\s+up|registering)\b
+      | [\w,.]+\s+(?:of\s+)?(?:paid\s+)?(?:subscribers|readers|followers)$
       | (?:unlock|enjoy|get|save|try|start|join|become|upgrade|claim)\b.{0,80}\b(?:subscription|subscribe|membership|discount|free\s+trial|premium)\b
       | (?:join|get|receive)\s+(?:our|the)\b.{0,60}\b(?:community|newsletter|mailing\s+list|updates|briefing)\b
       | (?:plus:\s*)?(?:grab|download|get|claim)\s+(?:your|our|the|a)\s+(?:free\s+)?(?:copy|guide|report|e-?book|white\s?paper|checklist|toolkit)\b
@@ -174,10 +185,11 @@ _FURNITURE_INSIDE = re.compile(
         \bscan\b.{0,20}\bqr\s+code\b | \bunsubscribe\b | \b(?:is|are)\s+not\s+(?:legal|medical|financial|investment|tax)\s+advice\b
       | \bviews?\b.{0,60}\bdo(?:es)?\s+not\s+necessarily\s+(?:reflect|represent)\b | \bregistered\s+or\s+log\s?in\b
       | \bavailable\s+(?:only\s+)?(?:to|for)\s+subscribers\b | \bsubscribers\s+only\b
+      | \bis\s+an?\s+(?:[\w-]+\s+){0,3}(?:publication|website|newsletter)\s+(?:of|from|by)\b | \bis\s+an?\s+[\w\s-]{0,30}\bpublication\.?$
       | \b(?:plain[-\s]text|text[-\s]only)\s+(?:edition|version|export)\b | \b(?:print|web|e-?mail)\s+edition\b
       | 本文来自 | 本文轉載自 | 本文转载自 | 经授权发布 | 經授權發布 | 观点仅代表作者 | 觀點僅代表作者 | 仅提供信息存储空间服务 | 僅提供信息存儲空間服務
       | (?:扫码|掃碼)(?:关注|關注|下载|下載|阅读|閱讀|观看|觀看|加入|订阅|訂閱) | 扫一扫 | 掃一掃 | 微信扫码 | 微信掃碼 | (?:关注|關注)(?:我们|我們|该公众号|該公眾號|公众号|公眾號|本号) | 点击(?:上方|下方|蓝字|關注|关注|查看) | 點擊(?:上方|下方|藍字|關注|查看)
-      | 版权所有 | 版權所有 | 不得转载 | 不得轉載 | 禁止转载 | 禁止轉載 | 转载请注明 | 轉載請註明 | 请勿直接回复 | 請勿直接回覆 | ^(?!风险提示|風險提示).*(?:不构成|不構成)(?:任何)?(?:投资|投資)(?:建议|建議)
+      | 版权所有 | 版權所有 | 不得转载 | 不得轉載 | 禁止转载 | 禁止轉載 | 严禁转载 | 嚴禁轉載 | 侵权必究 | 侵權必究 | 转载请注明 | 轉載請註明 | 请勿直接回复 | 請勿直接回覆 | ^(?!风险提示|風險提示).*(?:不构成|不構成)(?:任何)?(?:投资|投資)(?:建议|建議)
       | 立即讚好 | 立即点赞 | Facebook專頁 | Facebook专页 | 阅读时长 | 閱讀時長 | 本文字数 | 本文字數 | (?:责任编辑|責任編輯|原标题|原標題)[：:]
     """,
     re.IGNORECASE | re.VERBOSE,
@@ -186,7 +198,7 @@ _FURNITURE_INSIDE = re.compile(
 
 # Words without which _FURNITURE_INSIDE cannot match: a substring test is much faster than the regex.
 _INSIDE_WORDS = tuple(
-    """qr unsubscribe advice necessarily registered subscribers edition version export 本文 授权 授權 观点 觀點 存储 存儲 扫 掃 关注 關注 点击 點擊
+    """qr unsubscribe advice necessarily registered subscribers edition version export publication 侵权 侵權 严禁 嚴禁 本文 授权 授權 观点 觀點 存储 存儲 扫 掃 关注 關注 点击 點擊
     版权 版權 转载 轉載 回复 回覆 不构成 不構成 讚好 点赞 facebook 时长 時長 字数 字數 编辑 編輯 标题 標題""".split()
 )
 
@@ -257,13 +269,14 @@ class Line:
     bullet: bool
     block: int  # lines of one block have no blank line between them
     kind: Kind = Kind.TEXT
-    _width: int = -1
+    cached_width: int = field(default=-1, repr=False)
 
     @property
     def width(self) -> int:
-        if self._width < 0:
-            self._width = display_width(self.text) if len(self.text) <= 2 * MAX_WRAP_WIDTH else 4 * MAX_WRAP_WIDTH
-        return self._width
+        """Display width; any line too long to be hard-wrapped counts as the same large width."""
+        if self.cached_width < 0:
+            self.cached_width = display_width(self.text) if len(self.text) <= 2 * MAX_WRAP_WIDTH else 4 * MAX_WRAP_WIDTH
+        return self.cached_width
 
     @property
     def dropped(self) -> bool:
@@ -329,7 +342,7 @@ def _is_notice(text: str) -> bool:
         if key in _LINK_KEYS and value and not value.endswith(tuple(_TERMINAL)):
             return True
     # "Thanks for reading X! Subscribe for free ...", "A story from X. Sign up for free here."
-    return re.search(r"(?:^|[.!?]\s+)(?:subscribe|sign\s+up)\b", text, re.IGNORECASE) is not None and len(_SENTENCE_INSIDE.findall(text)) <= 2
+    return re.search(r"(?:^|[.!?]\s+)(?:click\s+here\s+to\s+)?(?:subscribe|sign\s+up)\b", text, re.IGNORECASE) is not None and len(_SENTENCE_INSIDE.findall(text)) <= 2
 
 
 def _is_meta(text: str) -> bool:
@@ -344,7 +357,8 @@ def _is_meta(text: str) -> bool:
         return True
     if match := _LABEL.match(text):
         key, value = match["key"].strip().lower(), match["value"].strip()
-        key = re.sub(r"^(?:本版|本文|本页|本頁|文章)", "", key) if CJK.search(key) else key
+        if CJK.search(key):
+            key = re.sub(r"^(?:本版|本文|本页|本頁|文章|消息|媒体|媒體|新闻|新聞)", "", key)
         if (key in _META_KEYS or key.startswith("x-")) and not (CJK.search(key) and value.endswith(("？", "?", "！", "。")) and key in _ZH_PERSON_KEYS):
             return True
         if key in _CREDIT_KEYS and value and len(value.split()) <= 8 and not value.endswith(tuple(_TERMINAL)):
@@ -385,6 +399,8 @@ def _is_dateline(text: str) -> bool:
 
 
 def _is_byline(text: str) -> bool:
+    if _AUTHOR_BIO.match(text) or _AUTHOR_ROLE.match(text):
+        return True
     if text.endswith(tuple(_TERMINAL)) or len(text) > 60:
         return False
     if CJK.search(text):
@@ -422,12 +438,12 @@ def _is_tag_row(text: str) -> bool:
 
 def is_name_like(text: str) -> bool:
     """A short line with no sentence in it: a name, an outlet, a kicker ("Ruby Wang", "Public Affairs", "罗小芹")."""
-    if not text or text.endswith(tuple(_TERMINAL) + (":", "：", ",", "，")):
+    if not text or len(text) > 60 or text.endswith(tuple(_TERMINAL) + (":", "：", ",", "，")):
         return False
     if CJK.search(text):
         return len(text) <= 24 and not re.search(r"[，。：；！？、,;:!?]", text)
     words = _LATIN_WORD.findall(text)
-    if not words or len(words) > 8 or len(text) > 60 or re.search(r"[.!?]\s", re.sub(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr)\.", "", text)):
+    if not words or len(words) > 8 or re.search(r"[.!?]\s", re.sub(r"\b(?:Dr|Mr|Mrs|Ms|Prof|St|Jr|Sr)\.", "", text)):
         return False
     capital = sum(1 for word in words if word[0].isupper())
     return (text[0].isupper() or text[0].isdigit()) and capital * 3 >= len(words) * 2
@@ -441,10 +457,10 @@ def _is_chinese_name(text: str) -> bool:
 def _is_prose(line: Line) -> bool:
     """A line that is a sentence or more: where the page's header ends and its footer begins."""
     text = line.text.rstrip(_CLOSING)
-    if line.dropped or not text:
+    if line.dropped or not text or text[-1] not in _TERMINAL:
         return False
-    words = len(_LATIN_WORD.findall(line.text)) + len(CJK.findall(line.text)) // 2
-    return text[-1] in _TERMINAL and words >= 4
+    start = line.text[:100]  # four words are enough
+    return len(_LATIN_WORD.findall(start)) + len(CJK.findall(start)) // 2 >= 4
 
 
 def _is_link_item(line: Line) -> bool:
@@ -458,6 +474,7 @@ def _is_link_item(line: Line) -> bool:
 
 def _lines(text: str) -> list[Line]:
     lines: list[Line] = []
+    unjudged: set[int] = set()
     block = 0
     for raw in text.split("\n"):
         content = raw.strip()
@@ -473,17 +490,14 @@ def _lines(text: str) -> list[Line]:
             # A bullet on a line of its own: the item is the next line.
             lines.append(Line("", indent, True, block, Kind.FURNITURE))
             continue
-        lines.append(Line(stripped, indent, bullet, block, Kind.DATE))
+        lines.append(Line(stripped, indent, bullet, block))
+        unjudged.add(len(lines) - 1)
     # The rest of a hard-wrapped sentence is text whatever it says; judging only the other lines saves most of the time.
     wraps = _wrap_widths(lines, judged=False)
-    for index, line in enumerate(lines):
-        if line.kind is not Kind.DATE:
-            continue
-        before = lines[index - 1] if index else None
+    for index in sorted(unjudged):
+        line, before = lines[index], lines[index - 1] if index else None
         wrap = wraps.get(line.block)
-        if wrap is not None and before is not None and before.kind is Kind.TEXT and _wraps_into(before, line, wrap):
-            line.kind = Kind.TEXT
-        else:
+        if wrap is None or before is None or before.kind is not Kind.TEXT or not _wraps_into(before, line, wrap):
             line.kind = line_kind(line.text)
     return lines
 

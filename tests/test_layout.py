@@ -160,6 +160,13 @@ def test_furniture_lines_are_dropped_wherever_they_sit(line: str) -> None:
         "Photo 1: The Secretary for Health visits the IT Command Centre.", "Key Points", "要点", "导读", "重点：", "风险提示：政策推进不及预期。",
         "Who's Who", "What Happened When", "News: China steps up the use of AI in its health sector", "Appendix A: Programme dashboard (available on request)",
         "By the numbers", "Related:", "Readers who subscribe to the newsletter were surveyed about AI scribes in 2025.",
+        # Sentences of the starter label set that furniture rules once dropped:
+        "Tidewater said patients will be asked for verbal consent, in line with its own privacy policy and state recording laws.",
+        "The study did not name the chatbots, citing the terms of use of two of the platforms.",
+        "If a chatbot is doing the intake, the savings are flowing somewhere — and it isn't to subscribers.",
+        "记者：明年的预算里，AI项目占多少？", "顾客扫码后可以用语音描述症状，系统会推荐非处方药。", "订阅制更像SaaS的打法，一家三级医院一年的授权费通常在20万至60万元之间。",
+        "风险提示：政策推进不及预期；本报告所涉公司不构成投资建议。", "（应受访者要求，文中林晓为化名。）", "打开“小禾健康”App，首页最显眼的位置是一个橙色按钮。",
+        "The company launched a mobile version of its triage app.",
     ],
 )
 def test_content_that_looks_like_furniture_is_kept(line: str) -> None:

@@ -20,6 +20,7 @@ from .segmentation_corpus import CORPUS, KINDS, Score, expected_paragraphs, scor
 
 CORPUS_F1 = 0.98
 FILE_F1 = 0.90
+EXTRA = CORPUS.parent / "segmentation-extra"
 
 
 def ingest(paths: list[Path], tmp_path: Path) -> dict[str, list[dict[str, Any]]]:
@@ -66,3 +67,14 @@ def test_headings_and_summary_boxes_get_their_own_paragraph_number(tmp_path: Pat
     for heading in ("DIGEST HUB", "Explore the story in 30 seconds", "Who's Who", "Sansure Biotech Inc.", "What Happened When"):
         assert sum(record["paragraph"] == paragraph[heading] for record in records) == 1, heading
     assert paragraph["2021: Investment in China's medical AI sector reached ¥11.5 billion, lifted by Covid-era demand."] > paragraph["What Happened When"]
+
+
+def test_pages_of_other_sites_lose_no_sentence(tmp_path: Path) -> None:
+    """Pages unlike the corpus may keep a tag line or two, but no sentence of the article is lost or merged."""
+    paths = sorted(path for path in EXTRA.glob("*.txt") if not path.name.endswith(".expected.txt"))
+    assert len(paths) >= 20
+    records = ingest(paths, tmp_path)
+    scores = [score(path, records[str(path)]) for path in paths]
+    lost = {s.name: s.missed for s in scores if s.missed}
+    assert not lost, lost
+    assert sum(scores, Score("all")).f1 >= 0.95
