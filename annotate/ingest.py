@@ -21,8 +21,8 @@ from pydantic import ValidationError
 
 from ._io import parse_jsonl, read_jsonl
 from .errors import DependencyError, InputError, SchemaError
-from .schemas import Article, Sentence
 from .layout import Kind, line_kind, strip_bullet, units
+from .schemas import Article, Sentence
 from .segment import detect_lang, sentence_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}

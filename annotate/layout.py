@@ -67,7 +67,10 @@ _BULLET = re.compile(
     re.VERBOSE,
 )
 # East Asian wide and full-width characters (Unicode East_Asian_Width W or F) that news text uses.
-_WIDE = re.compile(r"[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe6b\uff00-\uff60\uffe0-\uffe6\U0001F300-\U0001F64F\U0001F900-\U0001F9FF\U00020000-\U0003FFFD]")
+_WIDE = re.compile(
+    r"[\u1100-\u115f\u2e80-\u303e\u3041-\u33ff\u3400-\u4dbf\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7a3\uf900-\ufaff\ufe30-\ufe6b"
+    r"\uff00-\uff60\uffe0-\uffe6\U0001F300-\U0001F64F\U0001F900-\U0001F9FF\U00020000-\U0003FFFD]"
+)
 _PICTOGRAPH = re.compile(r"[\U0001F000-\U0001FAFF\u2600-\u27BF\u2B00-\u2BFF]")
 _MONTH = r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sept?(?:ember)?|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)"
 _DATE = re.compile(
@@ -109,7 +112,10 @@ _AUTHOR_BIO = re.compile(
 )
 # "Health reporter", "Senior Technology Correspondent": the role under a byline.
 _AUTHOR_ROLE = re.compile(r"^(?:[A-Za-z&-]+\s+){0,4}(?:reporter|correspondent|editor|writer|journalist|columnist|contributor)s?$", re.IGNORECASE)
+_CITY_BYLINE = re.compile(r"(?:[A-Z][\w'’.-]+\s+){2,3}(?:and\s+(?:[A-Z][\w'’.-]+\s+){1,3})?in\s+[A-Z][\w'’.-]+(?:\s+[A-Z][\w'’.-]+)?")
 _SEPARATORS = re.compile(r"\s*(?:\||｜|>|»|›)\s*")
+_CALL_TO_SUBSCRIBE = re.compile(r"(?:^|[.!?]\s+)(?:click\s+here\s+to\s+)?(?:subscribe|sign\s+up)\b", re.IGNORECASE)
+_PHONE_INSIDE = re.compile(r"(?<!\d)\d{3,4}-\d{6,8}(?!\d)|\(\d{3}\)\s?\d{3}-\d{4}")
 _SENTENCE_INSIDE = re.compile(r"[.!?。！？][\"'”’)）」』]*\s+\S|[。！？]\S")
 
 # Keys of "Key: value" lines that are metadata whatever the value (mail headers, datelines, credits, contacts).
@@ -342,7 +348,7 @@ def _is_notice(text: str) -> bool:
         if key in _LINK_KEYS and value and not value.endswith(tuple(_TERMINAL)):
             return True
     # "Thanks for reading X! Subscribe for free ...", "A story from X. Sign up for free here."
-    return re.search(r"(?:^|[.!?]\s+)(?:click\s+here\s+to\s+)?(?:subscribe|sign\s+up)\b", text, re.IGNORECASE) is not None and len(_SENTENCE_INSIDE.findall(text)) <= 2
+    return _CALL_TO_SUBSCRIBE.search(text) is not None and len(_SENTENCE_INSIDE.findall(text)) <= 2
 
 
 def _is_meta(text: str) -> bool:
@@ -351,7 +357,7 @@ def _is_meta(text: str) -> bool:
         return True
     if _is_address(text) or digits and (_is_dateline(text) or _PHONE.match(text)):
         return True
-    if digits and len(text) <= 40 and re.search(r"(?<!\d)\d{3,4}-\d{6,8}(?!\d)|\(\d{3}\)\s?\d{3}-\d{4}", text) and not re.search(r"[。！？]", text):
+    if digits and len(text) <= 40 and _PHONE_INSIDE.search(text) and not re.search(r"[。！？]", text):
         return True
     if _is_byline(text):
         return True
@@ -359,7 +365,8 @@ def _is_meta(text: str) -> bool:
         key, value = match["key"].strip().lower(), match["value"].strip()
         if CJK.search(key):
             key = re.sub(r"^(?:本版|本文|本页|本頁|文章|消息|媒体|媒體|新闻|新聞)", "", key)
-        if (key in _META_KEYS or key.startswith("x-")) and not (CJK.search(key) and value.endswith(("？", "?", "！", "。")) and key in _ZH_PERSON_KEYS):
+        question = key in _ZH_PERSON_KEYS and value.endswith(("？", "?", "！", "。"))
+        if (key in _META_KEYS or key.startswith("x-")) and not question:
             return True
         if key in _CREDIT_KEYS and value and len(value.split()) <= 8 and not value.endswith(tuple(_TERMINAL)):
             return True
@@ -451,7 +458,9 @@ def is_name_like(text: str) -> bool:
 
 def _is_chinese_name(text: str) -> bool:
     tokens = text.split()
-    return 1 <= len(tokens) <= 3 and all(2 <= len(token) <= 3 and token[0] in _SURNAMES and all(CJK.match(char) for char in token) for token in tokens)
+    return 1 <= len(tokens) <= 3 and all(
+        2 <= len(token) <= 3 and token[0] in _SURNAMES and all(CJK.match(char) for char in token) for token in tokens
+    )
 
 
 def _is_prose(line: Line) -> bool:
@@ -466,7 +475,9 @@ def _is_prose(line: Line) -> bool:
 def _is_link_item(line: Line) -> bool:
     """A line after a "Related" header: a headline, not a paragraph."""
     text = line.text
-    return line.width <= LINK_MAX_WIDTH and not text.rstrip(_CLOSING).endswith((".", "。")) and not re.search(r"[.。][\"'”’)）」』]*\s*[^\s\d]", text.rstrip(_CLOSING + "."))
+    if line.width > LINK_MAX_WIDTH or text.rstrip(_CLOSING).endswith((".", "。")):
+        return False
+    return not re.search(r"[.。][\"'”’)）」』]*\s*[^\s\d]", text.rstrip(_CLOSING + "."))  # no second sentence
 
 
 # --- the lines of a text, and what they are among their neighbours ------------------------
@@ -562,7 +573,9 @@ def _resolve_bare_dates(lines: list[Line]) -> None:
     """A bare date is a timeline label where the page has several, each followed by an entry; else a dateline."""
     if not any(line.kind is Kind.DATE for line in lines):
         return
-    labels = {index for index, line in enumerate(lines) if line.kind is Kind.DATE and index + 1 < len(lines) and _is_entry(lines[index], lines[index + 1])}
+    labels = {
+        index for index, (line, after) in enumerate(zip(lines, lines[1:], strict=False)) if line.kind is Kind.DATE and _is_entry(line, after)
+    }
     timeline = len(labels) >= 2
     for index, line in enumerate(lines):
         if line.kind is Kind.DATE:
@@ -583,7 +596,8 @@ def _drop_signature(lines: list[Line]) -> None:
     for index in range(len(lines) - 1, -1, -1):
         line = lines[index]
         if line.kind in (Kind.SIGNATURE, Kind.CLOSING):
-            if kept_after > SIGNATURE_LINES or any(len(other.text) > 80 and not other.dropped for other in lines[index + 1 : index + 1 + SIGNATURE_LINES * 4]):
+            following = lines[index + 1 : index + 1 + SIGNATURE_LINES * 4]
+            if kept_after > SIGNATURE_LINES or any(len(other.text) > 80 and not other.dropped for other in following):
                 line.kind = Kind.TEXT if line.kind is Kind.CLOSING else Kind.FURNITURE
             else:
                 start = index
@@ -605,7 +619,8 @@ def _drop_header_and_footer_names(lines: list[Line]) -> None:
     # The language of the page is only needed when there is a header or a footer to judge.
     language = detect_lang(" ".join(line.text for line in lines if line.kind is Kind.TEXT)) if head or tail else "en"
     for line in head:
-        if line.kind is Kind.TEXT and not line.bullet and (_is_chinese_name(line.text) or _is_foreign(line.text, language) or _is_city_byline(line.text)):
+        byline = _is_chinese_name(line.text) or _is_foreign(line.text, language) or _is_city_byline(line.text)
+        if line.kind is Kind.TEXT and not line.bullet and byline:
             line.kind = Kind.META
     for line in reversed(tail):
         if line.kind is not Kind.TEXT or line.bullet or not (is_name_like(line.text) or _is_foreign(line.text, language)):
@@ -623,7 +638,8 @@ def _is_foreign(text: str, language: str) -> bool:
 
 
 def _is_city_byline(text: str) -> bool:
-    return re.fullmatch(r"(?:[A-Z][\w'’.-]+\s+){2,3}(?:and\s+(?:[A-Z][\w'’.-]+\s+){1,3})?in\s+[A-Z][\w'’.-]+(?:\s+[A-Z][\w'’.-]+)?", text) is not None
+    """ "Sarah Dai in Beijing"."""
+    return _CITY_BYLINE.fullmatch(text) is not None
 
 
 # --- joining lines into units --------------------------------------------------------------
@@ -724,7 +740,8 @@ def _joins(line: Line, after: Line, *, wrap: int | None, item: bool, first_inden
 def _joiner(text: str, after: str, *, chinese: bool) -> str:
     """What goes between a wrapped line and the next: nothing in Chinese or after a broken word, else a space."""
     last, first = text[-1:], after[:1]
-    if CJK.match(first) or CJK.match(last) or (first and first in _CJK_PUNCT) or (last and last in _CJK_PUNCT) or (chinese and last.isalnum() and first.isalnum()):
+    east_asian = any(char and (CJK.match(char) or char in _CJK_PUNCT) for char in (last, first))
+    if east_asian or (chinese and last.isalnum() and first.isalnum()):
         return ""
     if text.endswith("-") and text[-2:-1].isalpha() and first.islower():
         return ""
@@ -768,7 +785,8 @@ def units(text: str) -> list[str]:
             close()
             current = None
             continue
-        if current is not None and current.block == line.block and _joins(current, line, wrap=wraps.get(line.block), item=item, first_indent=first_indent):
+        wrap = wraps.get(line.block)
+        if current is not None and current.block == line.block and _joins(current, line, wrap=wrap, item=item, first_indent=first_indent):
             pieces.append(line.text)
         else:
             close()
