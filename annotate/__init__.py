@@ -21,6 +21,7 @@ _EXPORTS = {
     "ArticleDigest": "schemas",
     "ClassifiedSentence": "schemas",
     "DatasetError": "errors",
+    "DependencyError": "errors",
     "InputError": "errors",
     "LABELS": "labels",
     "LabeledSentence": "schemas",

@@ -15,8 +15,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from pydantic import ValidationError
-
 from . import __version__
 from .errors import AnnotateError, InputError, SchemaError
 from .schemas import Recipe, Sentence
@@ -89,14 +87,9 @@ def check_inputs(paths: Iterable[Path]) -> None:
 
 
 def read_sentences(path: Path) -> Iterator[Sentence]:
-    from ._io import read_jsonl
+    from .ingest import read_sentences as read
 
-    for line, record in read_jsonl(path):
-        try:
-            yield Sentence.model_validate(record)
-        except ValidationError as e:
-            error = e.errors()[0]
-            raise SchemaError(f"{'.'.join(map(str, error['loc']))}: {error['msg']} (expected a sentence from 'annotate ingest')", path=path, line=line) from e
+    return read(path)
 
 
 paths_argument = click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
@@ -146,6 +139,10 @@ def ingest(paths: tuple[Path, ...], output: Path | None, force: bool, quiet: boo
 @quiet_option
 def export(sentences: Path, output: Path, model_dir: Path | None, force: bool, quiet: bool, rules: bool = False) -> None:
     """Write sentences as a Label Studio import file (JSON list of tasks).
+
+    SENTENCES is JSONL from 'annotate ingest'. Rows need only a 'text' field: a missing
+    article_id, sentence_id ('id' is taken as one), index, paragraph or lang
+    is derived as 'annotate ingest' would derive it; other fields are ignored.
 
     The project's labelling config is schemas/label_config.xml. With --model,
     each task carries the model's labels, score and version as a prediction.
@@ -515,7 +512,11 @@ def evaluate(labels_path: Path, model_dir: Path | None, test_file: Path | None, 
 def select(sentences_file: Path, count: int, strategy: str, model_dir: Path | None, labels_path: Path | None, output: Path | None, force: bool, quiet: bool) -> None:
     """Pick the N sentences most worth annotating next (active learning).
 
-    SENTENCES.jsonl comes from 'annotate ingest'. Sentences already labelled
+    SENTENCES.jsonl comes from 'annotate ingest'. Rows need only a 'text' field: a missing
+    article_id, sentence_id ('id' is taken as one), index, paragraph or lang
+    is derived as 'annotate ingest' would derive it; other fields are ignored.
+
+    Sentences already labelled
     (same sentence_id in the label sets) and repeated texts are skipped. The
     output is sentences JSONL, most useful first, for 'annotate studio push'.
 
@@ -659,6 +660,10 @@ def studio_push(
     sentences: Path, url: str | None, api_key: str | None, project: str, model_dir: Path | None, rules: bool, batch_size: int, update_config: bool, as_json: bool, quiet: bool
 ) -> None:
     """Import SENTENCES (JSONL from 'annotate ingest') as tasks of a project.
+
+    Rows need only a 'text' field: a missing
+    article_id, sentence_id ('id' is taken as one), index, paragraph or lang
+    is derived as 'annotate ingest' would derive it; other fields are ignored.
 
     Creates the project (labelling config from schemas/label_config.xml) or
     reuses it. Sentences already in the project (same sentence_id) are

@@ -7,7 +7,8 @@
     │   ├── StudioConnectionError
     │   └── StudioAuthError
     ├── DatasetError        a label set that cannot be built or read
-    └── ModelError          a model that cannot be trained, loaded or trusted
+    ├── ModelError          a model that cannot be trained, loaded or trusted
+    └── DependencyError     a package the toolkit needs is missing or broken
 
 ``str(error)`` is always the whole one-line message.
 """
@@ -59,3 +60,7 @@ class DatasetError(AnnotateError):
 
 class ModelError(AnnotateError):
     """A model that cannot be trained, loaded or trusted."""
+
+
+class DependencyError(AnnotateError):
+    """A package the toolkit needs is missing or broken; the message says what to install."""

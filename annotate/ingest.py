@@ -1,7 +1,7 @@
-"""Read articles from text, Markdown, HTML, JSONL and CSV files.
+"""Read articles from text, Markdown, HTML, JSONL and CSV files, and sentences from JSONL.
 
-Every reader yields :class:`~annotate.schemas.Article` objects; bad input
-raises :class:`~annotate.errors.InputError` naming the file and line.
+Every article reader yields :class:`~annotate.schemas.Article` objects; bad
+input raises :class:`~annotate.errors.InputError` naming the file and line.
 """
 
 from __future__ import annotations
@@ -17,9 +17,13 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from ._io import parse_jsonl
-from .errors import InputError, SchemaError
-from .schemas import Article
+from pydantic import ValidationError
+
+from ._io import parse_jsonl, read_jsonl
+from .errors import DependencyError, InputError, SchemaError
+from .layout import Kind, line_kind, strip_bullet, units
+from .schemas import Article, Sentence
+from .segment import detect_lang, sentence_id
 
 TEXT_SUFFIXES = {".txt", ".text", ".md", ".markdown"}
 HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
@@ -27,6 +31,7 @@ JSONL_SUFFIXES = {".jsonl", ".ndjson"}
 CSV_SUFFIXES = {".csv"}
 SUPPORTED_SUFFIXES = TEXT_SUFFIXES | HTML_SUFFIXES | JSONL_SUFFIXES | CSV_SUFFIXES
 ARTICLE_FIELDS = ("id", "title", "url", "date", "text")
+SENTENCE_FIELDS = frozenset(Sentence.model_fields)
 # Non-UTF-8 encodings we claim to read; limiting the detector to these keeps
 # it from guessing exotic code pages for short Chinese texts.
 FALLBACK_ENCODINGS = ["gb18030", "big5", "utf_16", "cp1252"]
@@ -148,28 +153,56 @@ def article_id_for(*, explicit: str = "", url: str = "", text: str = "") -> str:
 def article_from_text(
     text: str, *, source: str = "", title: str | None = None, url: str = "", date: str = "", explicit_id: str = ""
 ) -> Article:
-    """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title."""
+    """An article from plain text; with ``title=None`` the first line (or ``# `` heading) is the title.
+
+    The body is laid out into units separated by blank lines (see
+    :func:`annotate.layout.units`): hard-wrapped lines joined, page
+    elements kept apart, furniture left out. Leading furniture ("Skip to
+    content", a dateline) is never taken for the title.
+    """
     text = text.replace("\r\n", "\n").replace("\r", "\n")
+    id_title, id_body = (_split_title(text) if title is None else (title, text))
     if title is None:
-        title = ""
-        first, _, rest = text.strip().partition("\n")
-        if _MARKDOWN_HEADING.match(first) or (rest.strip() and len(first) <= 200 and not first.rstrip().endswith((".", "。"))):
-            title, text = _MARKDOWN_HEADING.sub("", first).strip(), rest
-    body = "\n".join(_MARKDOWN_HEADING.sub("", line) for line in text.strip().split("\n"))
+        title, text = _split_title(_without_leading_furniture(text))
     return Article(
-        article_id=article_id_for(explicit=explicit_id, url=url, text=title + "\n" + body),
+        # The id is taken from the text as it was before layout existed, so articles keep their ids.
+        article_id=article_id_for(explicit=explicit_id, url=url, text=id_title + "\n" + _without_markdown(id_body)),
         title=title,
-        text=body,
+        text="\n\n".join(units(_without_markdown(text))),
         source=source,
         url=url,
         date=date,
     )
 
 
+def _split_title(text: str) -> tuple[str, str]:
+    first, _, rest = text.strip().partition("\n")
+    if _MARKDOWN_HEADING.match(first) or (rest.strip() and len(first) <= 200 and not first.rstrip().endswith((".", "。"))):
+        return _MARKDOWN_HEADING.sub("", first).strip(), rest
+    return "", text
+
+
+def _without_markdown(text: str) -> str:
+    return "\n".join(_MARKDOWN_HEADING.sub("", line) for line in text.strip().split("\n"))
+
+
+def _without_leading_furniture(text: str) -> str:
+    lines = text.strip().split("\n")
+    for number, line in enumerate(lines):
+        stripped = line.strip()
+        if stripped and line_kind(strip_bullet(stripped)[0]) not in (Kind.FURNITURE, Kind.DATE):
+            return "\n".join(lines[number:])
+    return text
+
+
 def article_from_html(html: str, *, source: str = "") -> Article:
     """The main article of an HTML page, without navigation and page furniture."""
-    import trafilatura  # imported here: it is slow to import and only HTML needs it
-
+    try:
+        import trafilatura  # imported here: it is slow to import and only HTML needs it
+    except ImportError as e:
+        # An older pip can leave out lxml_html_clean, which trafilatura needs through justext.
+        reason = str(e).split("\n", 1)[0]
+        raise DependencyError(f"reading HTML needs trafilatura and lxml_html_clean ({reason}); install them: pip install trafilatura lxml_html_clean") from e
     extracted = trafilatura.extract(
         html, output_format="json", with_metadata=True, include_comments=False, include_tables=False, favor_precision=True
     )
@@ -177,8 +210,8 @@ def article_from_html(html: str, *, source: str = "") -> Article:
     text = document.get("text") or ""
     if not text.strip():
         raise InputError("no article text found in the HTML page", path=source)
-    # trafilatura puts one paragraph per line; the segmenter wants blank lines between them.
-    body = "\n\n".join(line.strip() for line in text.split("\n") if line.strip())
+    # trafilatura puts one paragraph per line; the layout keeps each apart and cuts bullets and furniture.
+    body = "\n\n".join(units("\n\n".join(text.split("\n"))))
     url = document.get("source") or ""
     title = document.get("title") or ""
     return Article(
@@ -228,3 +261,40 @@ def _articles_from_csv(text: str, name: str) -> Iterator[Article]:
             yield article_from_record(row, source=name, line=reader.line_num)
     except csv.Error as e:
         raise InputError(f"malformed CSV ({e})", path=name, line=reader.line_num) from e
+
+
+def read_sentences(path: Path | str) -> Iterator[Sentence]:
+    """The sentences of a JSONL file (``-`` for stdin); see :func:`sentences_from_records`."""
+    return sentences_from_records(read_jsonl(path), source=path)
+
+
+def sentences_from_records(records: Iterable[tuple[int, dict[str, Any]]], *, source: Path | str) -> Iterator[Sentence]:
+    """Sentences from ``(line, record)`` pairs: rows of ``annotate ingest``, or minimal rows with only ``text``.
+
+    A missing field is derived as ``ingest`` would derive it for a one-sentence
+    article: ``article_id`` from the text, ``sentence_id`` from the article id
+    and the text (``id`` is taken as the sentence id), ``index`` counting the
+    article's rows, ``paragraph`` 1, ``lang`` detected. Other fields are ignored.
+    """
+    seen: dict[str, dict[str, int]] = {}
+    rows_per_article: dict[str, int] = {}
+    for line, record in records:
+        text = record.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise SchemaError("each line needs a 'text' field with a non-empty string", path=source, line=line)
+        fields = {name: value for name, value in record.items() if name in SENTENCE_FIELDS}
+        if "sentence_id" not in fields and isinstance(record.get("id"), (str, int)) and not isinstance(record["id"], bool):
+            fields["sentence_id"] = str(record["id"])
+        flat = _WHITESPACE.sub(" ", text).strip()
+        article = fields.setdefault("article_id", article_id_for(text=flat))
+        key = str(article)
+        fields.setdefault("sentence_id", sentence_id(key, flat, seen.setdefault(key, {})))
+        fields.setdefault("index", rows_per_article.get(key, 0))
+        rows_per_article[key] = rows_per_article.get(key, 0) + 1
+        fields.setdefault("paragraph", 1)
+        fields.setdefault("lang", detect_lang(text))
+        try:
+            yield Sentence.model_validate(fields)
+        except ValidationError as e:
+            error = e.errors()[0]
+            raise SchemaError(f"{'.'.join(map(str, error['loc']))}: {error['msg']}", path=source, line=line) from e

@@ -1,5 +1,8 @@
 """Split articles into paragraphs and sentences (English and Chinese).
 
+An article's text has its paragraphs separated by blank lines: ``ingest``
+lays pages out that way (see :mod:`annotate.layout`).
+
 English sentence boundaries come from blingfire, then a few merge rules fix
 what news text needs ("Dr. Li", "No. 3", quotes and brackets). Chinese is
 split at 。！？ with any closing quotes kept on their sentence, which no
@@ -17,15 +20,20 @@ import blingfire
 
 from .schemas import Article, Lang, Sentence
 
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
-_LETTER_OR_CJK = re.compile(r"[^\W\d_]")
+CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+LETTER_OR_CJK = re.compile(r"[^\W\d_]")
 _BLANK_LINES = re.compile(r"\n[ \t\u3000]*\n")
 _WHITESPACE = re.compile(r"\s+")
-_ZH_SENTENCE = re.compile(r"[^。！？!?]*?(?:[。！？!?]+|……|…|$)[”’」』）)》\"']*")
+# An ellipsis does not end a Chinese sentence: "热门方向……AI和医疗全面融合，似乎已经..." is one.
+_ZH_SENTENCE = re.compile(r"[^。！？!?]*?(?:[。！？!?]+|$)[”’」』）)》\"']*")
+_EMOTICON_END = re.compile(r"[.!?][\"”’)]*\s+(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])(?=\s+[A-Z“\"])")
+_EMOTICON_START = re.compile(r"(?:[\U0001F300-\U0001FAFF\u2600-\u27BF]\uFE0F?|[:;]-?[()DPp])\s+(?=[A-Z“\"])")
+# A citation or a parenthesis after a full stop stays with its sentence: "...复制。 [4][14]", "...。（图片来源）".
+_BRACKETED = re.compile(r"(?:[(（\[【〔][^()（）\[\]【】〔〕]{0,40}[)）\]】〕]\s*)+[.。]?")
 # Abbreviations that never end a sentence: a split right after them is wrong.
 _NEVER_FINAL = re.compile(
     r"(?:\b(?:Dr|Mr|Mrs|Ms|Prof|Sen|Rep|Gov|Gen|Lt|Col|Capt|St|No|Nos|Vol|Fig|Figs|Art|Sec|vs|approx|est|"
-    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|e\.g|i\.e|cf|para|paras|pp|p)\.)$",
+    r"Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sep|Sept|Oct|Nov|Dec|e\.g|i\.e|cf|para|paras|pp|p|v|ch|eq|ed|eds)\.)$",
     re.IGNORECASE,
 )
 # Search only the end of a sentence for them: the longest is 7 characters.
@@ -62,8 +70,8 @@ FURNITURE_MAX_CHARS = 120
 def detect_lang(text: str) -> Lang:
     """``zh`` when at least a fifth of the letters are Chinese characters, else ``en``."""
     # Counted with subn: findall would build a list of every letter of a huge text.
-    letters = _LETTER_OR_CJK.subn("", text)[1]
-    if letters and _CJK.subn("", text)[1] * 5 >= letters:
+    letters = LETTER_OR_CJK.subn("", text)[1]
+    if letters and CJK.subn("", text)[1] * 5 >= letters:
         return "zh"
     return "en"
 
@@ -71,7 +79,7 @@ def detect_lang(text: str) -> Lang:
 def is_furniture(text: str) -> bool:
     """True for page furniture and text with no letters at all."""
     stripped = text.strip(" \t|•·-–—>»")
-    if not _LETTER_OR_CJK.search(stripped):
+    if not LETTER_OR_CJK.search(stripped):
         return True
     return len(stripped) <= FURNITURE_MAX_CHARS and _FURNITURE.match(stripped) is not None
 
@@ -114,7 +122,25 @@ def _split_en(text: str) -> list[tuple[int, int]]:
             offsets = offsets[:-1]
         spans.extend(_stripped(text, start + first, start + last) for first, last in offsets)
         start = end
-    return [(first, last) for first, last in spans if first < last]
+    return _emoticons_end_sentences(text, [(first, last) for first, last in spans if first < last])
+
+
+def _emoticons_end_sentences(text: str, spans: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """An emoji or ":)" after a sentence end belongs to that sentence: "...70 countries! 🍂" / "I hope ...".
+
+    blingfire either keeps the two sentences together or starts the second with the emoticon.
+    """
+    result: list[tuple[int, int]] = []
+    for start, end in spans:
+        lead = _EMOTICON_START.match(text, start, end)
+        if lead and result and lead.end() < end:
+            result[-1] = (result[-1][0], lead.end() - len(lead[0]) + len(lead[0].rstrip()))
+            start = lead.end()
+        for match in _EMOTICON_END.finditer(text, start, end):
+            result.append((start, match.end()))
+            start = match.end() + 1
+        result.append((start, end))
+    return result
 
 
 def _split_zh(text: str) -> list[tuple[int, int]]:
@@ -155,6 +181,8 @@ def _belongs_to_previous(previous: str, piece: str) -> bool:
     first = piece[0]
     return (
         first.islower()
+        or _BRACKETED.fullmatch(piece) is not None
+        or previous[-1] in ",;:，；：、"
         or first in ",;:)]}”’）」》、，；："
         or _NEVER_FINAL.search(previous, max(0, len(previous) - _NEVER_FINAL_TAIL_CHARS)) is not None
         or _unbalanced(previous)

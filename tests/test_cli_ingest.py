@@ -1,6 +1,10 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
+from importlib.metadata import requires
 from pathlib import Path
 
 import pytest
@@ -8,7 +12,7 @@ from click.testing import CliRunner
 
 from annotate.cli import cli
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, ROOT
 
 
 def test_ingest_examples_to_file(tmp_path: Path) -> None:
@@ -59,3 +63,30 @@ def test_existing_output_needs_force(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["ingest", str(EXAMPLES / "zh_hospital_ai.txt"), "-o", str(out)])
     assert result.exit_code == 2
     assert result.stderr == f"Error: {out} exists; pass --force to overwrite it\n"
+
+
+WITHOUT_LXML_HTML_CLEAN = """
+import sys
+sys.modules["lxml_html_clean"] = None  # what an older pip left out: importing it fails
+from annotate.cli import cli
+cli(sys.argv[1:], prog_name="annotate")
+"""
+
+
+@pytest.mark.parametrize("command", ["ingest", "classify"])
+def test_html_without_lxml_html_clean_is_one_error_line(tmp_path: Path, command: str) -> None:
+    out = tmp_path / "out.jsonl"
+    result = subprocess.run(
+        [sys.executable, "-c", WITHOUT_LXML_HTML_CLEAN, command, str(EXAMPLES / "llm_safety_feature.html"), "-o", str(out), "-q"],
+        capture_output=True, text=True, cwd=ROOT, timeout=120, check=False,
+    )
+    assert result.returncode == 1
+    assert result.stderr.startswith("Error: reading HTML needs trafilatura and lxml_html_clean (lxml.html.clean module is now a separate project")
+    assert result.stderr.endswith("; install them: pip install trafilatura lxml_html_clean\n") and result.stderr.count("\n") == 1
+    assert not out.exists()
+
+
+def test_the_html_path_dependencies_are_declared_directly() -> None:
+    """pip 23 did not install lxml_html_clean through justext's lxml[html_clean] extra."""
+    declared = {re.split(r"[\s<>=!~;\[]", requirement, maxsplit=1)[0].lower().replace("-", "_") for requirement in requires("annotate") or []}
+    assert {"trafilatura", "lxml", "lxml_html_clean"} <= declared

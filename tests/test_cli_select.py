@@ -92,6 +92,16 @@ def test_sentences_already_labelled_are_skipped(no_labels: Path, small_model: Pa
     assert sorted(json.loads(line)["sentence_id"] for line in result.stdout.splitlines()) == ["art-0", "art-1", "art-2", "art-3"]
 
 
+def test_rows_with_only_text_are_accepted(no_labels: Path, small_model: Path) -> None:
+    path = write(no_labels / "s.jsonl", [{"text": SURE}, {"text": CANDIDATES[0], "id": 7}, {"text": SURE}])
+    result = invoke("select", str(path), "-n", "3", "--model", str(small_model), "-q")
+    assert result.exit_code == 0, result.output
+    chosen = {row["text"]: row for row in map(json.loads, result.stdout.splitlines())}
+    assert chosen[CANDIDATES[0]]["sentence_id"] == "7"
+    assert chosen[SURE]["sentence_id"].startswith(chosen[SURE]["article_id"] + "-") and chosen[SURE]["lang"] == "en"
+    assert len(result.stdout.splitlines()) == 2  # the repeated text is skipped
+
+
 def test_existing_output_needs_force(no_labels: Path, small_model: Path) -> None:
     path = write(no_labels / "s.jsonl", [sentence(0, SURE)])
     output = no_labels / "next.jsonl"
@@ -110,7 +120,8 @@ def test_existing_output_needs_force(no_labels: Path, small_model: Path) -> None
         (None, "{path}: no such file or directory"),
         ("", "{path}: no sentences in the file"),
         (json.dumps(sentence(0, SURE)) + "\n{not json\n", "{path}:2: not valid JSON (unexpected character, expected a string key)"),
-        ('{"text": "only text"}\n', "{path}:1: article_id: Field required (expected a sentence from 'annotate ingest')"),
+        ('{"text": "A sentence.", "index": -1}\n', "{path}:1: index: Input should be greater than or equal to 0"),
+        ('{"text": ""}\n', "{path}:1: each line needs a 'text' field with a non-empty string"),
     ],
 )
 def test_bad_input(no_labels: Path, small_model: Path, content: str | None, message: str) -> None:

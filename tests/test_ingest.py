@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from annotate.errors import InputError, SchemaError
-from annotate.ingest import article_from_html, article_from_text, decode, read_articles
+from annotate.ingest import article_from_html, article_from_text, decode, read_articles, sentences_from_records
 from annotate.segment import segment
 
 from .conftest import EXAMPLES
@@ -105,3 +105,14 @@ def test_bad_csv(tmp_path: Path) -> None:
     extra.write_text('id,text\n1,"fine"\n2,"body",surplus\n', encoding="utf-8")
     with pytest.raises(SchemaError, match=r"b.csv:3: row has 3 fields, header has 2"):
         list(read_articles([extra]))
+
+
+def test_minimal_sentence_rows_get_the_fields_ingest_would_give() -> None:
+    text = "The NMPA approved the software in March."
+    [ingested] = segment(article_from_text(text))
+    rows = [{"text": text}, {"text": "Other.", "article_id": "art"}, {"text": "Same.", "article_id": "art"}, {"text": "Same.", "article_id": "art"}, {"text": "x", "id": 5, "extra": 1}]
+    first, other, same, again, named = sentences_from_records(enumerate(rows, start=1), source="s.jsonl")
+    assert first.model_dump() == ingested.model_dump(exclude={"prev", "next", "source"}) | {"prev": "", "next": "", "source": ""}
+    assert [(s.article_id, s.index, s.paragraph) for s in (other, same, again)] == [("art", 0, 1), ("art", 1, 1), ("art", 2, 1)]
+    assert again.sentence_id == same.sentence_id + "-2" and same.sentence_id.startswith("art-")
+    assert named.sentence_id == "5"

@@ -23,6 +23,7 @@ from label_studio_sdk import LabelStudio
 from annotate import studio
 from annotate.classify import load_model
 from annotate.errors import InputError, StudioAuthError, StudioConnectionError, StudioError
+from annotate.ingest import read_sentences
 from annotate.labels import LABEL_HINTS, LABEL_NAMES, LABELS
 from annotate.schemas import Sentence
 
@@ -798,6 +799,22 @@ def test_cli_push_status_pull_and_errors(studio_server: StudioServer, tmp_path: 
     )
     for result in (pushed, again, state, table, pulled, wrong, missing):
         assert studio_server.api_key not in result.output
+
+
+def test_cli_push_accepts_rows_with_only_text(studio_server: StudioServer, tmp_path: Path) -> None:
+    """Ids are derived as ingest derives them, so pushing the same minimal file again adds nothing."""
+    env = {"LABEL_STUDIO_URL": studio_server.url, "LABEL_STUDIO_API_KEY": studio_server.api_key}
+    texts = ["The start-up raised 40 million dollars.", "监管部门要求补充临床试验。", "The start-up raised 40 million dollars."]
+    file = tmp_path / "minimal.jsonl"
+    file.write_text("".join(json.dumps({"text": text}) + "\n" for text in texts) + '{"text": "Named row.", "id": "named-1"}\n', encoding="utf-8")
+    pushed = run_cli(["studio", "push", str(file), "--project", "minimal rows", "--json"], env=env)
+    assert pushed.exit_code == 0, pushed.output
+    report = json.loads(pushed.stdout)
+    assert report["tasks_created"] == 4
+    derived = {s.sentence_id for s in read_sentences(file)}
+    assert set(task_ids_by_sentence(studio_server, report["project_id"])) == derived and "named-1" in derived
+    again = run_cli(["studio", "push", str(file), "--project", "minimal rows", "--json"], env=env)
+    assert (json.loads(again.stdout)["tasks_created"], json.loads(again.stdout)["tasks_skipped_existing"]) == (0, 4)
 
 
 def test_full_loop_ingest_push_annotate_pull_train_classify(studio_server: StudioServer, tmp_path: Path) -> None:
