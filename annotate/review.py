@@ -138,9 +138,14 @@ def pairwise_f1(units: Sequence[Sequence[int]]) -> float | None:
 
 
 def agreement(rows: Sequence[LabeledSentence]) -> Agreement:
-    """Alpha and pairwise F1 per label and kappa per annotator pair, from each row's ``annotations``."""
-    shared = [row for row in rows if len({choice.annotator for choice in row.annotations}) >= 2]
-    votes = [{choice.annotator: set(choice.labels) for choice in row.annotations} for row in shared]
+    """Alpha and pairwise F1 per label and kappa per annotator pair, from each row's ``annotations``.
+
+    Tie-break votes (``tie_break``), cast only where two annotators disagreed,
+    are left out: counted in, they would make agreement look lower than it is.
+    """
+    independent = [[choice for choice in row.annotations if not choice.tie_break] for row in rows]
+    shared = [choices for choices in independent if len({choice.annotator for choice in choices}) >= 2]
+    votes = [{choice.annotator: set(choice.labels) for choice in choices} for choices in shared]
     annotators = sorted({name for vote in votes for name in vote})
     per_label = []
     for label in LABELS:

@@ -55,6 +55,7 @@ class AnnotatorChoice(_Contract):
 
     annotator: str
     labels: list[str]
+    tie_break: bool = Field(default=False, title="Asked only because other annotators disagreed: counts in the majority, not in agreement")
 
 
 class LabeledSentence(_Contract):

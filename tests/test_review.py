@@ -157,3 +157,17 @@ def test_review_batch_is_sentences_for_studio_push(rows) -> None:
         same_article = [r.sentence_id for r in noisy if r.article_id == item.article_id]
         assert item.index == same_article.index(item.sentence_id)
         Sentence.model_validate(item.model_dump())
+
+
+def test_tie_break_votes_decide_but_do_not_count_as_agreement() -> None:
+    """A third annotator asked only where two disagreed would drag agreement down if counted."""
+    agreed = [labelled(f"s{n}", {"ann": ["financing"], "bob": ["financing"]}) for n in range(4)]
+    split = labelled("s9", {"ann": ["financing"], "bob": []})
+    tie = AnnotatorChoice(annotator="carol", labels=["financing"], tie_break=True)
+    split = split.model_copy(update={"annotations": [*split.annotations, tie]})
+    result = agreement([*agreed, split])
+    financing = next(a for a in result.labels if a.label == "financing")
+    assert result.annotators == ["ann", "bob"] and financing.sentences == 5
+    assert financing.pairwise_f1 == pytest.approx(2 * 4 / (2 * 4 + 1))
+    counted = agreement([*agreed, split.model_copy(update={"annotations": [*split.annotations[:2], tie.model_copy(update={"tie_break": False})]})])
+    assert next(a for a in counted.labels if a.label == "financing").pairwise_f1 < financing.pairwise_f1
