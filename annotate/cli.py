@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
+
 from . import __version__
-from .errors import AnnotateError, InputError, SchemaError
+from .errors import AnnotateError, InputError
 from .schemas import Recipe, Sentence
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -210,7 +211,7 @@ def labels_import(export_file: Path, labels_dir: Path, name: str, as_json: bool)
 @click.option("--encoder-weight", type=click.FloatRange(min=0), help=f"Scale of the sentence-encoder block beside the n-grams; 0 = fast model  [default: {Recipe().encoder_weight}]")
 @click.option("--context-weight", type=click.FloatRange(min=0), help=f"Scale of the neighbouring sentences' embedding block; 0 = none  [default: {Recipe().context_weight}]")
 @click.option("-C", "c", type=click.FloatRange(min=0, min_open=True), help=f"Inverse regularisation strength  [default: {Recipe().c:g}]")
-@click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1).")
+@click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1; the invented starter set weighs 0 unless named).")
 @force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON on stdout.")
 def train(
@@ -237,9 +238,8 @@ def train(
         annotate train --labels labels/ -o models/mine-fast --fast
         annotate train --labels labels/ --set-weight starter=0.3 -o models/mine
     """
-    from .dataset import load_labels_by_set
-    from .train import sample_weights
-    from .train import train as train_model
+    from .dataset import label_set_files, set_name
+    from .train import train_label_sets
 
     if fast and (encoder_weight or context_weight):
         raise click.UsageError("--fast trains without the encoder: give --fast or the encoder weights, not both.")
@@ -249,17 +249,18 @@ def train(
     if context_weight and not encoder:
         raise click.UsageError("--context-weight needs the sentence encoder: --encoder-weight must be above 0.")
     recipe = Recipe(
-        **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, set_weights=parse_set_weights(set_weights)
+        **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, set_weights={**default.set_weights, **parse_set_weights(set_weights)}
     )
     check_output(output / "model_card.json", force=force)
-    rows, sets = load_labels_by_set(labels_path)
-    note(f"training on {len(rows)} sentences from {labels_path} ...")
-    result = train_model(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval)
+    names = [set_name(path) for path in label_set_files(labels_path)] if labels_path.is_dir() else [set_name(labels_path)]
+    left_out = sorted({name for name in names if recipe.set_weights.get(name, 1.0) == 0})
+    note(f"training on {labels_path}" + (f" (sets weighted 0, left out: {', '.join(left_out)}; --set-weight NAME=W trains on them)" if left_out else "") + " ...")
+    result = train_label_sets(labels_path, model_dir=output, recipe=recipe, evaluate=not no_eval)
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))
         return
     card = result.card
-    click.echo(f"model {card.model_id} saved to {output}")
+    click.echo(f"model {card.model_id} saved to {output} ({card.training_sentences} training sentences)")
     if card.metrics:
         click.echo(f"{'label':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8} {'threshold':>9}")
         for name, row in card.metrics.items():

@@ -30,7 +30,17 @@ from ._io import atomic_write
 from .errors import AnnotateError, InputError
 from .labels import LABELS
 from .schemas import LabeledSentence, Recipe
-from .train import CV_FOLDS, best_thresholds, check_trainable, embed, fit_model, label_matrix, metrics_table, neighbours_of, out_of_fold_scores
+from .train import (
+    CV_FOLDS,
+    best_thresholds,
+    check_trainable,
+    embed,
+    fit_model,
+    label_matrix,
+    metrics_table,
+    neighbours_of,
+    out_of_fold_scores,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

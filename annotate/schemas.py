@@ -127,12 +127,13 @@ class Recipe(_Contract):
     """How a model is trained: the choices evaluated on real held-out articles."""
 
     c: float = Field(default=30.0, gt=0, title="Inverse regularisation strength of each logistic regression")
-    encoder_weight: float = Field(default=0.5, ge=0, title="Scale of the sentence-encoder block; 0 trains the fast n-gram-only model")
+    encoder_weight: float = Field(default=0.25, ge=0, title="Scale of the sentence-encoder block; 0 trains the fast n-gram-only model")
     context_weight: float = Field(
         default=0.15, ge=0, title="Scale of the block holding the mean embedding of the sentence before and after; needs the encoder"
     )
     set_weights: dict[str, float] = Field(
-        default_factory=dict, title="Sample weight per label-set name (e.g. invented starter sentences); 1 when not listed"
+        default_factory=lambda: {"starter": 0.0},
+        title="Sample weight per label-set name; 1 when not listed, 0 leaves a set out. The invented starter set is left out by default",
     )
 
     @model_validator(mode="after")

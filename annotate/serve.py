@@ -140,8 +140,7 @@ def label_set_name(project_id: int) -> str:
 def run_training(job: TrainingJob) -> TrainingOutcome:
     """Pull the projects' annotations into ``job.labels_dir`` and train a model into ``job.model_dir``."""
     from . import studio
-    from .dataset import load_labels
-    from .train import train
+    from .train import train_label_sets
 
     started = time.perf_counter()
     pulled: dict[int, int] = {}
@@ -150,12 +149,11 @@ def run_training(job: TrainingJob) -> TrainingOutcome:
             report = studio.pull(client, project=project_id, labels_dir=job.labels_dir, name=label_set_name(project_id))
             pulled[project_id] = report.label_set.rows
             logger.info("pulled project %s: %d labelled sentences (%d new, %d updated)", project_id, report.label_set.rows, report.label_set.new, report.label_set.updated)
-    rows = load_labels(job.labels_dir)
-    result = train(rows, model_dir=job.model_dir, evaluate=False)
+    result = train_label_sets(job.labels_dir, model_dir=job.model_dir, evaluate=False)
     return TrainingOutcome(
         model_dir=str(job.model_dir),
         model_version=result.card.model_id,
-        sentences=len(rows),
+        sentences=result.card.training_sentences,
         pulled=pulled,
         seconds=round(time.perf_counter() - started, 2),
     )

@@ -310,12 +310,17 @@ def train(
     """Fit on ``rows``, pick thresholds on grouped out-of-fold scores, save model and card.
 
     ``recipe`` defaults to the accurate model (:class:`~annotate.schemas.Recipe`);
-    :data:`FAST_RECIPE` gives the n-gram-only one. With ``evaluate`` the card
-    also gets cross-validated metrics (slower).
+    :data:`FAST_RECIPE` gives the n-gram-only one. Rows with a ``sample_weight``
+    of 0 are left out. With ``evaluate`` the card also gets cross-validated
+    metrics (slower).
     """
     import skops.io
 
     recipe = recipe or Recipe()
+    if sample_weight is not None:
+        # A weight of 0 leaves a row out: it would cost encoding and fitting time and change nothing.
+        kept = [n for n, weight in enumerate(sample_weight) if weight > 0]
+        rows, sample_weight = [rows[n] for n in kept], np.asarray(sample_weight)[kept]
     check_trainable(rows)
     texts = [row.text for row in rows]
     groups = [row.article_id for row in rows]
@@ -359,3 +364,17 @@ def train(
         if superseded.name != model_file:
             superseded.unlink()
     return TrainingResult(model_dir=str(model_dir), card=card)
+
+
+def train_label_sets(labels_path: Path, *, model_dir: Path, recipe: Recipe | None = None, evaluate: bool = True) -> TrainingResult:
+    """:func:`train` on a label-set file or folder, each set weighted by the recipe's ``set_weights``.
+
+    What ``annotate train`` and the ML backend's retraining run: with the
+    default recipe the invented starter set is left out and every other set
+    (real articles, Label Studio annotations) weighs 1.
+    """
+    from .dataset import load_labels_by_set
+
+    recipe = recipe or Recipe()
+    rows, sets = load_labels_by_set(labels_path)
+    return train(rows, model_dir=model_dir, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=evaluate)
