@@ -36,5 +36,6 @@ test: install-test
 
 benchmark: install-test
 	$(BIN)/python benchmarks/bench_memory.py --check
+	$(BIN)/python benchmarks/bench_models.py
 	$(BIN)/python benchmarks/bench_classify.py
 	$(BIN)/python benchmarks/bench_segment.py --quiet

@@ -10,8 +10,10 @@ fixture), then times, over ``--runs`` runs each:
 2. ``classify`` of M articles (one JSONL archive): articles/s, sentences/s.
 3. ``annotate classify one-article.txt``: wall time with start-up and model load.
 
-Every command runs as a subprocess, as a user would run it. ``bench_train.py``
-covers training. Run from the repository root::
+Every command runs as a subprocess, as a user would run it, with the fast
+model (``ANNOTATE_BENCH_MODEL=default`` for the other; ``bench_models.py``
+compares the two). ``bench_train.py`` covers training. Run from the
+repository root::
 
     .venv/bin/python benchmarks/bench_classify.py                     # full size (about 25 minutes on an idle 2-core machine)
     .venv/bin/python benchmarks/bench_classify.py --sentences 100000 --articles 5000 --runs 2
@@ -40,6 +42,8 @@ STARTER = ROOT / "labels" / "starter-v1.jsonl"
 ONE_ARTICLE = ROOT / "examples" / "en_wire_regulation.txt"
 ANNOTATE = [sys.executable, "-m", "annotate"]
 BATCH = 4096
+# Corpus scale is the fast model's job; the default model's figures are in bench_models.py.
+MODEL = os.environ.get("ANNOTATE_BENCH_MODEL", "fast")
 
 
 def starter_texts() -> list[str]:
@@ -111,7 +115,7 @@ def bare_run(source: Path, target: Path) -> dict[str, float]:
     """
     from annotate.classify import load_model
 
-    pipeline = load_model().pipeline
+    pipeline = load_model(MODEL).pipeline
     timings: dict[str, float] = {}
 
     def timed(name: str, work: Callable[[], object]) -> object:
@@ -176,7 +180,7 @@ def bench_sentences(folder: Path, count: int, runs: int, texts: Sequence[str], r
 
     for jobs in (1, 2):
         output = folder / f"out-{jobs}.jsonl"
-        command = [*ANNOTATE, "classify", "--sentences", str(source), "-o", str(output), "--force", "-q", "--jobs", str(jobs)]
+        command = [*ANNOTATE, "classify", "--sentences", str(source), "-o", str(output), "--force", "-q", "--jobs", str(jobs), "--model", MODEL]
         walls, peaks, cpus = repeat(runs, lambda command=command: measure(command))
         print(
             f"annotate classify --jobs {jobs:<13} wall {spread(walls)} s, CPU {spread(cpus)} s = {spread([count / w for w in walls], 0)} sentences/s, peak RSS {spread(peaks, 0)} MiB"
@@ -216,6 +220,8 @@ def bench_articles(folder: Path, count: int, runs: int, texts: Sequence[str], re
             "-q",
             "--jobs",
             str(jobs),
+            "--model",
+            MODEL,
         ]
         walls, peaks, cpus = repeat(runs, lambda command=command: measure(command))
         with output.open("rb") as handle:
@@ -228,7 +234,7 @@ def bench_articles(folder: Path, count: int, runs: int, texts: Sequence[str], re
 
 
 def bench_one_article(runs: int, results: dict[str, object]) -> None:
-    command = [*ANNOTATE, "classify", str(ONE_ARTICLE)]
+    command = [*ANNOTATE, "classify", str(ONE_ARTICLE), "--model", MODEL]
     measure(command)  # warm the file cache once, as an everyday call would find it
     walls, peaks, cpus = repeat(runs, lambda: measure(command))
     print(f"\n## annotate classify {ONE_ARTICLE.name} (start-up and model load included), {runs} runs, min / median / max")
