@@ -551,7 +551,7 @@ def test_model_versions_are_read_as_the_backend_sends_them(studio_server: Studio
     sentences = make_sentences(4, prefix="versions")
     for version in ("m-first", "m-second"):
         studio.push(
-            client, sentences, project="model versions", predictor=lambda texts: [(["financing"], {"financing": 0.9})] * len(texts), model_version=version
+            client, sentences, project="model versions", predictor=lambda texts, neighbours: [(["financing"], {"financing": 0.9})] * len(texts), model_version=version
         )
     project = studio.find_project(client, "model versions")
     raw = list(sdk(studio_server).tasks.list(project=project.id, fields="all", include="id,data,predictions_model_versions"))
