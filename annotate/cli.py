@@ -238,8 +238,8 @@ def train(
         annotate train --labels labels/ -o models/mine-fast --fast
         annotate train --labels labels/ --set-weight starter=0.3 -o models/mine
     """
-    from .dataset import label_set_files, set_name
-    from .train import train_label_sets
+    from .dataset import load_labels_by_set
+    from .train import sample_weights, train
 
     if fast and (encoder_weight or context_weight):
         raise click.UsageError("--fast trains without the encoder: give --fast or the encoder weights, not both.")
@@ -252,10 +252,11 @@ def train(
         **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, set_weights={**default.set_weights, **parse_set_weights(set_weights)}
     )
     check_output(output / "model_card.json", force=force)
-    names = [set_name(path) for path in label_set_files(labels_path)] if labels_path.is_dir() else [set_name(labels_path)]
-    left_out = sorted({name for name in names if recipe.set_weights.get(name, 1.0) == 0})
+    # Loaded first, so a bad label set is one error line, not one after a progress line.
+    rows, sets = load_labels_by_set(labels_path)
+    left_out = sorted({name for name in sets if recipe.set_weights.get(name, 1.0) == 0})
     note(f"training on {labels_path}" + (f" (sets weighted 0, left out: {', '.join(left_out)}; --set-weight NAME=W trains on them)" if left_out else "") + " ...")
-    result = train_label_sets(labels_path, model_dir=output, recipe=recipe, evaluate=not no_eval)
+    result = train(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval)
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))
         return

@@ -369,8 +369,8 @@ def train(
 def train_label_sets(labels_path: Path, *, model_dir: Path, recipe: Recipe | None = None, evaluate: bool = True) -> TrainingResult:
     """:func:`train` on a label-set file or folder, each set weighted by the recipe's ``set_weights``.
 
-    What ``annotate train`` and the ML backend's retraining run: with the
-    default recipe the invented starter set is left out and every other set
+    What the ML backend's retraining runs (``annotate train`` does the same,
+    reporting the sets it leaves out in between): with the default recipe the invented starter set is left out and every other set
     (real articles, Label Studio annotations) weighs 1.
     """
     from .dataset import load_labels_by_set

@@ -3,8 +3,8 @@
 For ``default`` (n-grams + sentence encoder + context) and ``fast`` (n-grams
 only), each over ``--runs`` runs, min / median / max:
 
-1. ``classify --sentences`` on N pre-split sentences (real held-out sentences,
-   repeated; ``prev``/``next`` filled as ``ingest`` fills them), one process
+1. ``classify --sentences`` on N pre-split sentences (the real label sets'
+   sentences, all distinct; ``prev``/``next`` filled as ``ingest`` fills them), one process
    and ``--jobs 2``: sentences/s, CPU seconds, peak RSS of the process tree.
 2. ``load_model(name)`` in a fresh process, imports included, and with the
    numpy-only quick path.
@@ -29,15 +29,23 @@ import orjson
 import psutil
 from bench_classify import ANNOTATE, ONE_ARTICLE, ROOT, measure, repeat, spread
 
-HELDOUT = ROOT / "labels" / "heldout" / "real-v1.jsonl"
+REAL_SETS = (ROOT / "labels" / "real-v2.jsonl", ROOT / "labels" / "heldout" / "real-v2.jsonl")
 
 
 def write_sentences(path: Path, count: int) -> None:
-    rows = [json.loads(line) for line in HELDOUT.read_text(encoding="utf-8").splitlines()]
+    """``count`` distinct real sentences in article order, with their neighbours.
+
+    The encoder embeds each distinct text of a batch once, so repeating
+    sentences would flatter the default model: past the real sets' 16,958
+    sentences each round gets its own suffix, neighbours included.
+    """
+    rows = [json.loads(line) for source in REAL_SETS for line in source.read_text(encoding="utf-8").splitlines()]
     with path.open("wb") as handle:
         for number in range(count):
-            row = rows[number % len(rows)]
-            record = {"sentence_id": f"s{number:08d}", "text": row["text"], "prev": row["prev"], "next": row["next"]}
+            row, round_number = rows[number % len(rows)], number // len(rows)
+            suffix = f" ({round_number})" if round_number else ""
+            neighbours = {key: row[key] + suffix if row[key] else "" for key in ("prev", "next")}
+            record = {"sentence_id": f"s{number:08d}", "text": row["text"] + suffix, **neighbours}
             handle.write(orjson.dumps(record) + b"\n")
 
 

@@ -2,11 +2,18 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections import Counter
 from collections.abc import Generator
 from pathlib import Path
 
+import numpy as np
 import pytest
+from numpy.typing import NDArray
+
+from annotate.dataset import read_label_file
+from annotate.encoder import Encoder
+from annotate.schemas import LabeledSentence
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -66,13 +73,45 @@ def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(name, raising=False)
 
 
+# The encoder's own ``encode``, for the tests of the encoder itself; the suite runs with the memory below.
+original_encode = Encoder.encode
+_EMBEDDINGS: dict[str, NDArray[np.float32]] = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def encode_each_text_once() -> Generator[None, None, None]:
+    """Many tests train on the same starter sentences: the encoder (a pure function) computes each text's vector once per run."""
+
+    def remembered(self: Encoder, texts: list[str]) -> NDArray[np.float32]:
+        new = list(dict.fromkeys(text for text in texts if text not in _EMBEDDINGS))
+        _EMBEDDINGS.update(zip(new, original_encode(self, new), strict=True))
+        return np.array([_EMBEDDINGS[text] for text in texts], dtype=np.float32) if texts else original_encode(self, texts)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Encoder, "encode", remembered)
+        yield
+
+
+def starter_rows() -> list[LabeledSentence]:
+    """The rows of the newest starter set (invented articles): the training data of tests about mechanics, not quality."""
+    return read_label_file(STARTER)
+
+
+def starter_folder(folder: Path) -> Path:
+    """``folder`` as a labels folder holding only the newest starter set, with its manifest entry."""
+    manifest = json.loads((ROOT / "labels" / "manifest.json").read_text(encoding="utf-8"))
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy(STARTER, folder)
+    (folder / "manifest.json").write_text(json.dumps({"sets": {"starter": manifest["sets"]["starter"][-1:]}}), encoding="utf-8")
+    return folder
+
+
 @pytest.fixture(scope="session")
 def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on a slice of the starter set, for round trips that must not touch models/default."""
-    from annotate.dataset import load_labels
     from annotate.train import train
 
-    rows = load_labels(ROOT / "labels")
+    rows = starter_rows()
     articles = sorted({row.article_id for row in rows})[::3]
     subset = [row for row in rows if row.article_id in set(articles)]
     folder = tmp_path_factory.mktemp("models") / "small"

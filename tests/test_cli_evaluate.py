@@ -10,16 +10,16 @@ from annotate.cli import cli
 from annotate.dataset import load_labels, write_label_set
 from annotate.labels import LABELS
 
-from .conftest import ROOT
+from .conftest import starter_rows
 
 PNGS = ("pr_curves.png", "reliability.png", "learning_curve.png")
 
 
 @pytest.fixture(scope="module")
 def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A label set of every fifth starter article (the CLI run stays quick)."""
-    starter = load_labels(ROOT / "labels")
-    articles = set(sorted({row.article_id for row in starter})[2::5])
+    """A label set of every eighth starter article (the CLI run stays quick)."""
+    starter = starter_rows()
+    articles = set(sorted({row.article_id for row in starter})[2::8])
     folder = tmp_path_factory.mktemp("labels")
     write_label_set([r for r in starter if r.article_id in articles], labels_dir=folder, name="sample", origin="test")
     return folder
@@ -27,7 +27,7 @@ def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     articles = set(sorted({row.article_id for row in starter})[4::10])
     path = tmp_path_factory.mktemp("test") / "test.jsonl"
     path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in starter if r.article_id in articles), encoding="utf-8")

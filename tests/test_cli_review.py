@@ -8,17 +8,17 @@ import pytest
 from click.testing import CliRunner
 
 from annotate.cli import cli, read_sentences
-from annotate.dataset import load_labels, write_label_set
+from annotate.dataset import write_label_set
 from annotate.schemas import AnnotatorChoice
 
-from .conftest import ROOT
+from .conftest import starter_rows
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A label set (half the starter articles) where one plain financing sentence lost its label,
     and only three sentences carry two annotators' votes (the rest keep their first annotator's)."""
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     articles = set(sorted({row.article_id for row in starter})[1::2])
     rows = [row for row in starter if row.article_id in articles]
     target = next(r for r in rows if r.labels == ["financing"] and "Series" in r.text and "million" in r.text)
@@ -77,7 +77,7 @@ def test_json_and_review_batch(tmp_path: Path, planted: tuple[Path, str]) -> Non
 
 
 def test_no_shared_sentences(tmp_path: Path) -> None:
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     articles = set(sorted({row.article_id for row in starter})[::3])
     single = [r.model_copy(update={"annotations": r.annotations[:1]}) for r in starter if r.article_id in articles]
     path = write_label_set(single, labels_dir=tmp_path, name="s", origin="test")[0]
@@ -117,7 +117,7 @@ def test_bad_label_set(tmp_path: Path, content: str | None, message: str) -> Non
 
 
 def test_a_label_set_too_small_to_cross_validate(tmp_path: Path) -> None:
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     path = write_label_set(starter[:10], labels_dir=tmp_path, name="tiny", origin="test")[0]
     result = invoke("review", "--labels", str(path))
     assert result.exit_code == 1

@@ -3,7 +3,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -12,28 +11,31 @@ from click.testing import CliRunner
 
 from annotate.classify import load_model
 from annotate.cli import cli
+from annotate.dataset import write_label_set
 from annotate.ingest import read_articles
 from annotate.labels import LABELS
 from annotate.schemas import LabeledSentence
 from annotate.segment import segment_all
 from annotate.train import train
 
-from .conftest import EXAMPLES, FIXTURES, ROOT, STARTER
+from .conftest import EXAMPLES, FIXTURES, STARTER, starter_rows
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Train through the CLI on the starter set plus imported annotations."""
+    """Train the default model through the CLI on a third of the starter set (given weight 1) plus imported annotations."""
     folder = tmp_path_factory.mktemp("roundtrip")
     labels = folder / "labels"
-    labels.mkdir()
-    shutil.copy(STARTER, labels)
-    shutil.copy(ROOT / "labels" / "manifest.json", labels)
+    starter = starter_rows()
+    articles = set(sorted({row.article_id for row in starter})[::3])
+    starter_slice = [row for row in starter if row.article_id in articles]
+    write_label_set(starter_slice, labels_dir=labels, name="starter", origin="a third of the starter set")
     assert CliRunner().invoke(cli, ["labels", "import", str(FIXTURES / "ls_export.json"), "--labels-dir", str(labels)]).exit_code == 0
-    result = CliRunner().invoke(cli, ["train", "--labels", str(labels), "-o", str(folder / "model"), "--no-eval", "--json"])
+    train_args = ["train", "--labels", str(labels), "--set-weight", "starter=1", "-o", str(folder / "model"), "--no-eval", "--json"]
+    result = CliRunner().invoke(cli, train_args)
     assert result.exit_code == 0, result.output
     card = json.loads(result.stdout)
-    assert card["training_sentences"] == len(STARTER.read_text(encoding="utf-8").splitlines()) + 4
+    assert card["training_sentences"] == len(starter_slice) + 4
     return folder / "model"
 
 

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +8,7 @@ import pytest
 from annotate.dataset import import_export, labeled_from_export, load_labels, read_export, read_label_file
 from annotate.errors import InputError, SchemaError
 
-from .conftest import FIXTURES, ROOT, STARTER
+from .conftest import FIXTURES, STARTER, starter_folder
 
 
 @pytest.fixture
@@ -86,8 +85,7 @@ def test_import_versions_only_on_change(tmp_path: Path, export: list[dict]) -> N
 
 
 def test_load_labels_merges_newest_versions(tmp_path: Path, export: list[dict]) -> None:
-    shutil.copy(STARTER, tmp_path)
-    shutil.copy(ROOT / "labels" / "manifest.json", tmp_path)
+    starter_folder(tmp_path)
     starter = len(read_label_file(tmp_path / STARTER.name))
     import_export(export, labels_dir=tmp_path, name="studio")
     assert len(load_labels(tmp_path)) == starter + 4

@@ -18,7 +18,7 @@ from annotate.cli import cli
 from annotate.encoder import PACKAGE, Encoder, installed_spec
 from annotate.errors import ModelError
 
-from .conftest import EXAMPLES
+from .conftest import EXAMPLES, original_encode
 
 FAST_MODEL_DIR = MODELS_DIR / "fast"
 
@@ -107,17 +107,17 @@ def test_bundled_models_load_by_name_and_score_alike_on_both_paths(name: str) ->
 
 def test_the_encoder_pickles_without_its_weights_and_takes_its_thread_count() -> None:
     encoder = Encoder(threads=3)
-    encoder.encode(["load the weights"])
+    original_encode(encoder, ["load the weights"])
     data = pickle.dumps(encoder)
     assert len(data) < 1_000
     restored = pickle.loads(data)
     assert restored.threads == 3
-    assert np.allclose(restored.encode(["same text"]), encoder.encode(["same text"]), atol=1e-6)
+    assert np.allclose(original_encode(restored, ["same text"]), original_encode(encoder, ["same text"]), atol=1e-6)
     worker = load_model().with_encoder_threads(1)
     assert worker.pipeline.encoder.threads == 1 and load_model("fast").with_encoder_threads(1).pipeline.encoder is None
 
 
 def test_embeddings_have_unit_length_and_an_empty_batch_has_none() -> None:
-    embeddings = Encoder().encode(["Investors put 100 million yuan into the start-up.", "监管部门要求AI只能辅助诊断。"])
+    embeddings = original_encode(Encoder(), ["Investors put 100 million yuan into the start-up.", "监管部门要求AI只能辅助诊断。"])
     assert embeddings.shape == (2, 512) and np.allclose(np.linalg.norm(embeddings, axis=1), 1.0, atol=1e-5)
     assert Encoder().encode([]).shape == (0, 512)

@@ -7,7 +7,6 @@ import pytest
 
 from annotate import evaluate as evaluate_module
 from annotate.classify import load_model
-from annotate.dataset import load_labels
 from annotate.errors import InputError
 from annotate.evaluate import (
     LEARNING_PLOT,
@@ -24,7 +23,7 @@ from annotate.labels import LABELS
 from annotate.rules import load_rules
 from annotate.train import cross_validate
 
-from .conftest import ROOT
+from .conftest import starter_rows
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -32,7 +31,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def rows():
     """Every fourth article of the starter set: big enough for a learning curve, quick to cross-validate."""
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     articles = set(sorted({row.article_id for row in starter})[1::4])
     return [row for row in starter if row.article_id in articles]
 
@@ -140,12 +139,13 @@ def test_a_failed_plot_leaves_the_old_report_untouched(tmp_path: Path, evaluatio
 def test_model_evaluation_uses_the_model_thresholds(small_model: Path, rows) -> None:
     model = load_model(small_model)
     # Articles the small model was not trained on (it takes every third article from the first).
-    trained_on = set(sorted({r.article_id for r in load_labels(ROOT / "labels")})[::3])
+    trained_on = set(sorted({r.article_id for r in starter_rows()})[::3])
     test_rows = [row for row in rows if row.article_id not in trained_on]
     result = model_evaluation(test_rows, model=model, rules=load_rules(), source="held back")
     assert result.model_id == model.card.model_id
     np.testing.assert_array_equal(result.thresholds, model.thresholds)
-    np.testing.assert_array_equal(result.decisions, model.predict_proba([r.text for r in test_rows]) >= model.thresholds)
+    scores = model.predict_proba([r.text for r in test_rows], neighbours=[(r.prev, r.next) for r in test_rows])
+    np.testing.assert_array_equal(result.decisions, scores >= model.thresholds)
     assert result.learning_curve == []
     assert "held back" in render_report(result)
 

@@ -5,13 +5,12 @@ import numpy as np
 import pytest
 from sklearn.metrics import cohen_kappa_score
 
-from annotate.dataset import load_labels
 from annotate.errors import InputError
 from annotate.labels import LABELS
 from annotate.review import agreement, cohen_kappa, krippendorff_alpha, likely_label_errors, pairwise_f1, review_batch
 from annotate.schemas import AnnotatorChoice, LabeledSentence, Sentence
 
-from .conftest import ROOT
+from .conftest import starter_rows
 
 
 def planted(rows: list[LabeledSentence]) -> tuple[list[LabeledSentence], LabeledSentence]:
@@ -23,7 +22,7 @@ def planted(rows: list[LabeledSentence]) -> tuple[list[LabeledSentence], Labeled
 
 @pytest.fixture(scope="module")
 def rows() -> list[LabeledSentence]:
-    starter = load_labels(ROOT / "labels")
+    starter = starter_rows()
     articles = set(sorted({row.article_id for row in starter})[::2])
     return [row for row in starter if row.article_id in articles]
 
