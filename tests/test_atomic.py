@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -55,6 +56,18 @@ with atomic_write(Path(sys.argv[1])) as handle:
 
 def temporaries(target: Path) -> list[Path]:
     return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+
+
+@pytest.fixture(autouse=True)
+def children_take_ctrl_c() -> Iterator[None]:
+    """A suite started in the background by a non-interactive shell ignores SIGINT, and children
+    inherit an ignored signal (never a handler): Python would then not raise KeyboardInterrupt in them."""
+    ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    if ignored:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def start_writer(target: Path) -> subprocess.Popen[str]:
