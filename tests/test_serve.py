@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -93,6 +94,36 @@ def test_tasks_without_a_sentence_get_no_prediction_and_a_logged_reason(client: 
     assert "task 3: no prediction, its 'text' is empty" in reasons
     assert "task 4: no prediction, its 'text' is a int, not a sentence" in reasons
     assert "task 9: no prediction, no 'text' in its data" in reasons
+
+
+def test_predictions_run_one_at_a_time(model: Model, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    running, most = [0], [0]
+    count = threading.Lock()
+    real = serve.predictions
+
+    def counted(model: Model, tasks: list[Any]) -> list[Any]:
+        with count:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with count:
+            running[0] -= 1
+        return real(model, tasks)
+
+    monkeypatch.setattr(serve, "predictions", counted)
+    with make_client(model, tmp_path) as client:
+        answers: list[int] = []
+
+        def one_client() -> None:
+            answers.append(client.post("/predict", json={"tasks": tasks("Regulators blocked the AI tool.")}).status_code)
+
+        clients = [threading.Thread(target=one_client) for _ in range(8)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join()
+    assert answers == [200] * 8
+    assert most[0] == 1
 
 
 def test_setup_returns_the_model_version_and_checks_the_config(client: TestClient, model: Model) -> None:

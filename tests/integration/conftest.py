@@ -890,3 +890,32 @@ def chromium(tmp_path: Path) -> Iterator[Chromium]:
         yield browser
     finally:
         browser.close()
+
+
+# Clients the tests open, closed after each test.
+_OPEN: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _OPEN:
+        _OPEN.pop().close()
+
+
+def sdk(server: StudioServer, api_key: str | None = None) -> Any:
+    """The bare SDK (a ``LabelStudio``), to play the annotators and to check the server's state."""
+    from label_studio_sdk import LabelStudio
+
+    http = httpx.Client(timeout=120.0, follow_redirects=True)
+    _OPEN.append(http)
+    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key, httpx_client=http)
+
+
+def open_client(url: str, api_key: str, **kwargs: Any) -> Any:
+    """A toolkit ``StudioClient``, closed after the test."""
+    from annotate import studio
+
+    client = studio.connect(url, api_key, **kwargs)
+    _OPEN.append(client)
+    return client

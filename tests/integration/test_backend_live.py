@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from label_studio_sdk import LabelStudio
 
 from annotate import studio
 from annotate.classify import Model, load_model
@@ -24,6 +23,8 @@ from annotate.dataset import write_label_set
 from annotate.labels import LABELS
 from annotate.schemas import LabeledSentence, Sentence
 from annotate.train import train
+
+from .conftest import sdk
 
 if TYPE_CHECKING:
     from .conftest import BackendServer, StudioServer
@@ -86,22 +87,6 @@ def connect_cli(server: StudioServer, backend: BackendServer, project: str) -> d
     result = run_cli(["studio", "connect", "--project", project, "--backend", backend.url, "--json"], env)
     assert result.exit_code == 0, result.output
     return dict(json.loads(result.stdout))
-
-
-_OPEN: list[httpx.Client] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
-def sdk(server: StudioServer, api_key: str | None = None) -> LabelStudio:
-    http = httpx.Client(timeout=120.0)
-    _OPEN.append(http)
-    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key, httpx_client=http)
 
 
 def open_task(server: StudioServer, task_id: int, project_id: int) -> dict[str, Any]:

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
-from label_studio_sdk import LabelStudio
 
 from annotate import studio
 from annotate.classify import load_model
@@ -27,7 +26,7 @@ from annotate.ingest import read_sentences
 from annotate.labels import LABEL_HINTS, LABEL_NAMES, LABELS
 from annotate.schemas import Sentence
 
-from .conftest import ACCESS_TOKEN_SECONDS, TOKEN_LEEWAY_SECONDS, closed_port
+from .conftest import ACCESS_TOKEN_SECONDS, TOKEN_LEEWAY_SECONDS, closed_port, open_client, sdk
 
 if TYPE_CHECKING:
     from .conftest import BackendServer, Chromium, FaultProxy, StudioServer
@@ -68,29 +67,6 @@ def make_sentences(n: int, *, prefix: str = "s", start: int = 0) -> list[Sentenc
             )
         )
     return sentences
-
-
-_OPEN: list[httpx.Client | studio.StudioClient] = []
-
-
-@pytest.fixture(autouse=True)
-def _close_clients() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().close()
-
-
-def sdk(server: StudioServer, api_key: str | None = None) -> LabelStudio:
-    """The bare SDK, to play the annotators and to check the server's state."""
-    http = httpx.Client(timeout=60.0, follow_redirects=True)
-    _OPEN.append(http)
-    return LabelStudio(base_url=server.url, api_key=api_key or server.api_key, httpx_client=http)
-
-
-def open_client(url: str, api_key: str, **kwargs: Any) -> studio.StudioClient:
-    client = studio.connect(url, api_key, **kwargs)
-    _OPEN.append(client)
-    return client
 
 
 def task_ids_by_sentence(server: StudioServer, project_id: int) -> dict[str, list[int]]:
