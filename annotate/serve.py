@@ -65,6 +65,7 @@ from starlette.routing import Route
 from ._io import atomic_write
 from .classify import Model, decide_batch, load_model
 from .errors import AnnotateError, InputError, ModelError
+from .schemas import Recipe
 from .studio import config_fits, prediction_confidence, prediction_payload
 
 logger = logging.getLogger(__name__)
@@ -123,6 +124,7 @@ class TrainingJob:
     projects: tuple[int, ...]
     labels_dir: Path
     model_dir: Path
+    recipe: Recipe
     log_level: int = logging.INFO
 
 
@@ -150,7 +152,7 @@ def run_training(job: TrainingJob) -> TrainingOutcome:
             report = studio.pull(client, project=project_id, labels_dir=job.labels_dir, name=label_set_name(project_id))
             pulled[project_id] = report.label_set.rows
             logger.info("pulled project %s: %d labelled sentences (%d new, %d updated)", project_id, report.label_set.rows, report.label_set.new, report.label_set.updated)
-    result = train_label_sets(job.labels_dir, model_dir=job.model_dir, evaluate=False)
+    result = train_label_sets(job.labels_dir, model_dir=job.model_dir, recipe=job.recipe, evaluate=False)
     return TrainingOutcome(
         model_dir=str(job.model_dir),
         model_version=result.card.model_id,
@@ -297,7 +299,9 @@ class Retrainer:
         assert self._studio_url and self._studio_key
         self.status.running = True
         target = next_version_dir(self.versions_dir)
-        job = TrainingJob(self._studio_url, self._studio_key, projects, self.labels_dir, target, logging.getLogger().getEffectiveLevel())
+        # The served model's recipe: a fast model is retrained as a fast model.
+        recipe = self.backend.model.card.recipe
+        job = TrainingJob(self._studio_url, self._studio_key, projects, self.labels_dir, target, recipe, logging.getLogger().getEffectiveLevel())
         logger.info("retraining on projects %s into %s", ", ".join(map(str, projects)), target)
         try:
             kind, payload = await self._run_process(job)

@@ -21,7 +21,7 @@ from annotate.classify import Model, load_model
 from annotate.cli import cli
 from annotate.dataset import write_label_set
 from annotate.labels import LABELS
-from annotate.schemas import LabeledSentence, Sentence
+from annotate.schemas import LabeledSentence, Recipe, Sentence
 from annotate.train import train
 
 from .conftest import sdk
@@ -59,6 +59,10 @@ def truth(sentence: Sentence) -> list[str]:
     return [label for label, template in TOPICS.items() if label and sentence.text == template.format(n=int(sentence.sentence_id.rsplit("-", 1)[1]))]
 
 
+# Not the default recipe, so the test sees a retraining keep the served model's.
+TINY_RECIPE = Recipe(c=10.0)
+
+
 @pytest.fixture
 def tiny_model(tmp_path: Path) -> tuple[Path, Path]:
     """A 60-sentence label set and a model trained on it: ``(labels_dir, model_dir)``."""
@@ -68,7 +72,7 @@ def tiny_model(tmp_path: Path) -> tuple[Path, Path]:
     ]
     labels_dir, model_dir = tmp_path / "labels", tmp_path / "model"
     write_label_set(rows, labels_dir=labels_dir, name="base", origin="tests")
-    train(rows, model_dir=model_dir, evaluate=False)
+    train(rows, model_dir=model_dir, recipe=TINY_RECIPE, evaluate=False)
     return labels_dir, model_dir
 
 
@@ -182,6 +186,7 @@ def test_connect_predict_on_open_and_retrain_after_20_annotations(
     status = backend.health()["retraining"]
     assert (status["trainings"], status["failures"], status["running"], status["last_error"]) == (1, 0, False, None)
     assert status["last_sentences"] == 60 + 20
+    assert load_model(model_dir.parent / "versions" / second.rsplit("-", 1)[0]).card.recipe == TINY_RECIPE == first.card.recipe
     assert (labels_dir / f"studio_p{project_id}-v1.jsonl").exists()
 
     (registered,) = ls.ml.list(project=project_id)
