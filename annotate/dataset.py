@@ -374,12 +374,6 @@ def load_labels(path: Path) -> list[LabeledSentence]:
     return load_labels_by_set(path)[0]
 
 
-def set_name(path: Path) -> str:
-    """The set a label file belongs to: ``starter`` for ``starter-v7.jsonl``, the stem for an unversioned file."""
-    match = _VERSIONED_FILE.match(path.name)
-    return match["name"] if match else path.stem
-
-
 def load_labels_by_set(path: Path) -> tuple[list[LabeledSentence], list[str]]:
     """:func:`load_labels`, plus the name of the set each row comes from (``starter`` for ``starter-v6.jsonl``)."""
     path = Path(path)
@@ -390,7 +384,8 @@ def load_labels_by_set(path: Path) -> tuple[list[LabeledSentence], list[str]]:
         raise DatasetError(f"{path}: no label set found (expected <name>-v<N>.jsonl files)")
     merged: dict[str, tuple[LabeledSentence, str]] = {}
     for file in files:
-        name = set_name(file)
+        match = _VERSIONED_FILE.match(file.name)
+        name = match["name"] if match else file.stem
         for row in read_label_file(file):
             merged[row.sentence_id] = (row, name)
     return [row for row, _ in merged.values()], [name for _, name in merged.values()]

@@ -369,9 +369,10 @@ def train(
 def train_label_sets(labels_path: Path, *, model_dir: Path, recipe: Recipe | None = None, evaluate: bool = True) -> TrainingResult:
     """:func:`train` on a label-set file or folder, each set weighted by the recipe's ``set_weights``.
 
-    What the ML backend's retraining runs (``annotate train`` does the same,
-    reporting the sets it leaves out in between): with the default recipe the invented starter set is left out and every other set
-    (real articles, Label Studio annotations) weighs 1.
+    What the ML backend's retraining runs; ``annotate train`` does the same in
+    two steps, to report the sets it leaves out. With the default recipe the
+    invented starter set is left out and every other set (real articles, Label
+    Studio annotations) weighs 1.
     """
     from .dataset import load_labels_by_set
 
