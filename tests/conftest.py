@@ -97,6 +97,13 @@ def starter_rows() -> list[LabeledSentence]:
     return read_label_file(STARTER)
 
 
+def starter_articles(step: int, start: int = 0) -> list[LabeledSentence]:
+    """The starter rows of every ``step``-th article (in article-id order) from the ``start``-th on."""
+    rows = starter_rows()
+    chosen = set(sorted({row.article_id for row in rows})[start::step])
+    return [row for row in rows if row.article_id in chosen]
+
+
 def starter_folder(folder: Path) -> Path:
     """``folder`` as a labels folder holding only the newest starter set, with its manifest entry."""
     manifest = json.loads((ROOT / "labels" / "manifest.json").read_text(encoding="utf-8"))
@@ -111,9 +118,7 @@ def small_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model trained on a slice of the starter set, for round trips that must not touch models/default."""
     from annotate.train import train
 
-    rows = starter_rows()
-    articles = sorted({row.article_id for row in rows})[::3]
-    subset = [row for row in rows if row.article_id in set(articles)]
+    subset = starter_articles(3)
     folder = tmp_path_factory.mktemp("models") / "small"
     train(subset, model_dir=folder, evaluate=False)
     return folder

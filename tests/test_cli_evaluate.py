@@ -10,7 +10,7 @@ from annotate.cli import cli
 from annotate.dataset import load_labels, write_label_set
 from annotate.labels import LABELS
 
-from .conftest import starter_rows
+from .conftest import starter_articles
 
 PNGS = ("pr_curves.png", "reliability.png", "learning_curve.png")
 
@@ -18,19 +18,15 @@ PNGS = ("pr_curves.png", "reliability.png", "learning_curve.png")
 @pytest.fixture(scope="module")
 def label_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A label set of every eighth starter article (the CLI run stays quick)."""
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[2::8])
     folder = tmp_path_factory.mktemp("labels")
-    write_label_set([r for r in starter if r.article_id in articles], labels_dir=folder, name="sample", origin="test")
+    write_label_set(starter_articles(8, start=2), labels_dir=folder, name="sample", origin="test")
     return folder
 
 
 @pytest.fixture(scope="module")
 def test_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[4::10])
     path = tmp_path_factory.mktemp("test") / "test.jsonl"
-    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in starter if r.article_id in articles), encoding="utf-8")
+    path.write_text("".join(json.dumps(r.model_dump()) + "\n" for r in starter_articles(10, start=4)), encoding="utf-8")
     return path
 
 

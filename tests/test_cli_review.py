@@ -11,16 +11,14 @@ from annotate.cli import cli, read_sentences
 from annotate.dataset import write_label_set
 from annotate.schemas import AnnotatorChoice
 
-from .conftest import starter_rows
+from .conftest import starter_articles, starter_rows
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
     """A label set (half the starter articles) where one plain financing sentence lost its label,
     and only three sentences carry two annotators' votes (the rest keep their first annotator's)."""
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[1::2])
-    rows = [row for row in starter if row.article_id in articles]
+    rows = starter_articles(2, start=1)
     target = next(r for r in rows if r.labels == ["financing"] and "Series" in r.text and "million" in r.text)
     votes = {
         0: [AnnotatorChoice(annotator="ann", labels=["financing"]), AnnotatorChoice(annotator="bob", labels=["financing"])],
@@ -77,9 +75,7 @@ def test_json_and_review_batch(tmp_path: Path, planted: tuple[Path, str]) -> Non
 
 
 def test_no_shared_sentences(tmp_path: Path) -> None:
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[::3])
-    single = [r.model_copy(update={"annotations": r.annotations[:1]}) for r in starter if r.article_id in articles]
+    single = [r.model_copy(update={"annotations": r.annotations[:1]}) for r in starter_articles(3)]
     path = write_label_set(single, labels_dir=tmp_path, name="s", origin="test")[0]
     result = invoke("review", "--labels", str(path), "-n", "3")
     assert result.exit_code == 0, result.output

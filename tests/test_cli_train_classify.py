@@ -18,7 +18,7 @@ from annotate.schemas import LabeledSentence
 from annotate.segment import segment_all
 from annotate.train import train
 
-from .conftest import EXAMPLES, FIXTURES, STARTER, starter_rows
+from .conftest import EXAMPLES, FIXTURES, STARTER, starter_articles
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +26,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Train the default model through the CLI on a third of the starter set (given weight 1) plus imported annotations."""
     folder = tmp_path_factory.mktemp("roundtrip")
     labels = folder / "labels"
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[::3])
-    starter_slice = [row for row in starter if row.article_id in articles]
+    starter_slice = starter_articles(3)
     write_label_set(starter_slice, labels_dir=labels, name="starter", origin="a third of the starter set")
     assert CliRunner().invoke(cli, ["labels", "import", str(FIXTURES / "ls_export.json"), "--labels-dir", str(labels)]).exit_code == 0
     train_args = ["train", "--labels", str(labels), "--set-weight", "starter=1", "-o", str(folder / "model"), "--no-eval", "--json"]

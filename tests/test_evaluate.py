@@ -23,7 +23,7 @@ from annotate.labels import LABELS
 from annotate.rules import load_rules
 from annotate.train import cross_validate
 
-from .conftest import starter_rows
+from .conftest import starter_articles
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -31,9 +31,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 @pytest.fixture(scope="module")
 def rows():
     """Every eighth article of the starter set: big enough for a learning curve, quick to cross-validate."""
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[1::8])
-    return [row for row in starter if row.article_id in articles]
+    return starter_articles(8, start=1)
 
 
 @pytest.fixture(scope="module")
@@ -139,7 +137,7 @@ def test_a_failed_plot_leaves_the_old_report_untouched(tmp_path: Path, evaluatio
 def test_model_evaluation_uses_the_model_thresholds(small_model: Path, rows) -> None:
     model = load_model(small_model)
     # Articles the small model was not trained on (it takes every third article from the first).
-    trained_on = set(sorted({r.article_id for r in starter_rows()})[::3])
+    trained_on = {row.article_id for row in starter_articles(3)}
     test_rows = [row for row in rows if row.article_id not in trained_on]
     result = model_evaluation(test_rows, model=model, rules=load_rules(), source="held back")
     assert result.model_id == model.card.model_id

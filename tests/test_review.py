@@ -10,7 +10,7 @@ from annotate.labels import LABELS
 from annotate.review import agreement, cohen_kappa, krippendorff_alpha, likely_label_errors, pairwise_f1, review_batch
 from annotate.schemas import AnnotatorChoice, LabeledSentence, Sentence
 
-from .conftest import starter_rows
+from .conftest import starter_articles
 
 
 def planted(rows: list[LabeledSentence]) -> tuple[list[LabeledSentence], LabeledSentence]:
@@ -22,9 +22,7 @@ def planted(rows: list[LabeledSentence]) -> tuple[list[LabeledSentence], Labeled
 
 @pytest.fixture(scope="module")
 def rows() -> list[LabeledSentence]:
-    starter = starter_rows()
-    articles = set(sorted({row.article_id for row in starter})[::2])
-    return [row for row in starter if row.article_id in articles]
+    return starter_articles(2)
 
 
 @pytest.mark.parametrize("seed", range(6))
