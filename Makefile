@@ -32,7 +32,7 @@ test: install-test
 	bash .ci/install-postgresql
 	bash .ci/install-chromium
 	ANNOTATE_REQUIRE_INTEGRATION=1 $(BIN)/python -m pytest -p no:cacheprovider -rs --durations=15
-	$(BIN)/annotate evaluate --force --test labels/heldout/real-v2.jsonl --labels labels/real-v2.jsonl -o report/heldout
+	$(BIN)/annotate evaluate --force --test labels/heldout/real-v3.jsonl --labels labels/real-v3.jsonl -o report/heldout
 
 benchmark: install-test
 	$(BIN)/python benchmarks/bench_memory.py --check

@@ -29,7 +29,7 @@ import orjson
 import psutil
 from bench_classify import ANNOTATE, ONE_ARTICLE, ROOT, measure, repeat, spread
 
-REAL_SETS = (ROOT / "labels" / "real-v2.jsonl", ROOT / "labels" / "heldout" / "real-v2.jsonl")
+REAL_SETS = (ROOT / "labels" / "real-v3.jsonl", ROOT / "labels" / "heldout" / "real-v3.jsonl")
 
 
 def write_sentences(path: Path, count: int) -> None:
