@@ -29,15 +29,18 @@ import orjson
 import psutil
 from bench_classify import ANNOTATE, ONE_ARTICLE, ROOT, measure, repeat, spread
 
-REAL_SETS = (ROOT / "labels" / "real-v3.jsonl", ROOT / "labels" / "heldout" / "real-v3.jsonl")
+from annotate.dataset import latest_version
+
+# The newest real training and held-out sets, whatever their version.
+REAL_SETS = tuple(path for folder in (ROOT / "labels", ROOT / "labels" / "heldout") if (path := latest_version(folder, "real")))
 
 
 def write_sentences(path: Path, count: int) -> None:
     """``count`` distinct real sentences in article order, with their neighbours.
 
     The encoder embeds each distinct text of a batch once, so repeating
-    sentences would flatter the default model: past the real sets' 16,958
-    sentences each round gets its own suffix, neighbours included.
+    sentences would flatter the default model: past the real sets' sentences
+    each round gets its own suffix, neighbours included.
     """
     rows = [json.loads(line) for source in REAL_SETS for line in source.read_text(encoding="utf-8").splitlines()]
     with path.open("wb") as handle:
