@@ -32,7 +32,9 @@ from bench_classify import ANNOTATE, ONE_ARTICLE, ROOT, measure, repeat, spread
 from annotate.dataset import latest_version
 
 # The newest real training and held-out sets, whatever their version.
-REAL_SETS = tuple(path for folder in (ROOT / "labels", ROOT / "labels" / "heldout") if (path := latest_version(folder, "real")))
+REAL_SETS = tuple(
+    path for folder in (ROOT / "labels", ROOT / "labels" / "heldout") if (path := latest_version(folder, "real"))
+)
 
 
 def write_sentences(path: Path, count: int) -> None:
