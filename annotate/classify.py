@@ -36,6 +36,7 @@ class Model:
     pipeline: Any
     card: ModelCard
     path: Path
+    tuned: Any = None  # the fine-tuned transformer (annotate.tuned.TunedTransformer) when the card names one
 
     @property
     def thresholds(self) -> NDArray[Any]:
@@ -47,16 +48,22 @@ class Model:
         ``neighbours`` are each text's ``(previous, next)`` sentences in its
         article; a model with a context block reads them, others ignore them.
         """
-        return np.asarray(self.pipeline.predict_proba(list(texts), neighbours=neighbours))
+        linear = np.asarray(self.pipeline.predict_proba(list(texts), neighbours=neighbours))
+        if self.tuned is None or not len(texts):
+            return linear
+        from .tuned import average
+
+        return average(linear, self.tuned.predict_proba(list(texts)), self.card.recipe.tuned_weight)
 
     def with_encoder_threads(self, threads: int) -> Model:
-        """This model with its sentence encoder (if any) using ``threads`` BLAS threads: one worker of many needs fewer."""
+        """This model with its sentence encoder and transformer (if any) using ``threads`` threads: one worker of many needs fewer."""
+        model = self if self.tuned is None else dataclasses.replace(self, tuned=self.tuned.with_threads(threads))
         encoder = getattr(self.pipeline, "encoder", None)
         if encoder is None:
-            return self
+            return model
         from .encoder import Encoder
 
-        return dataclasses.replace(self, pipeline=dataclasses.replace(self.pipeline, encoder=Encoder(threads=threads)))
+        return dataclasses.replace(model, pipeline=dataclasses.replace(self.pipeline, encoder=Encoder(threads=threads)))
 
     def predict(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> list[tuple[list[str], dict[str, float]]]:
         """``(labels, scores)`` for each text."""
@@ -138,13 +145,32 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
         from .encoder import check_installed
 
         check_installed(card.encoder, model=folder)
+    tuned = _tuned_transformer(card, folder)
     if quick:
         from ._linear import linear_pipeline
 
         linear = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight, context_weight=card.recipe.context_weight)
         if linear is not None:
-            return Model(pipeline=linear, card=card, path=folder)
-    return Model(pipeline=_sentence_model(data, card, model_path), card=card, path=folder)
+            return Model(pipeline=linear, card=card, path=folder, tuned=tuned)
+    return Model(pipeline=_sentence_model(data, card, model_path), card=card, path=folder, tuned=tuned)
+
+
+def _tuned_transformer(card: ModelCard, folder: Path) -> Any:
+    """The card's tuned transformer, its archive and base weights checked (the network itself loads on first use)."""
+    if card.tuned is None:
+        return None
+    from .tuned import TunedTransformer, check_installed
+
+    archive = folder / Path(card.tuned.file).name
+    try:
+        with archive.open("rb") as handle:
+            digest = hashlib.file_digest(handle, "sha256").hexdigest()
+    except OSError as e:
+        raise ModelError(f"{archive}: cannot read the model's tuned transformer ({e.strerror})") from e
+    if digest != card.tuned.sha256:
+        raise ModelError(f"{archive}: file does not match the SHA-256 in its model card; refusing to load it")
+    check_installed(card.tuned.base, model=folder)
+    return TunedTransformer(archive)
 
 
 def _sentence_model(data: bytes, card: ModelCard, model_path: Path) -> Any:

@@ -211,6 +211,8 @@ def labels_import(export_file: Path, labels_dir: Path, name: str, as_json: bool)
 @click.option("--encoder-weight", type=click.FloatRange(min=0), help=f"Scale of the sentence-encoder block beside the n-grams; 0 = fast model  [default: {Recipe().encoder_weight}]")
 @click.option("--context-weight", type=click.FloatRange(min=0), help=f"Scale of the neighbouring sentences' embedding block; 0 = none  [default: {Recipe().context_weight}]")
 @click.option("-C", "c", type=click.FloatRange(min=0, min_open=True), help=f"Inverse regularisation strength  [default: {Recipe().c:g}]")
+@click.option("--tuned-weight", type=click.FloatRange(0, 1), help=f"Share of the fine-tuned transformer in each probability; 0 = none  [default: {Recipe().tuned_weight}]")
+@click.option("--tuned-archive", type=click.Path(path_type=Path, dir_okay=False), help="Tuned-transformer archive to build on (tools/tune_e5.py writes one)  [default: the bundled default model's]")
 @click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1; the invented starter set weighs 0 unless named).")
 @force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON on stdout.")
@@ -222,6 +224,8 @@ def train(
     encoder_weight: float | None,
     context_weight: float | None,
     c: float | None,
+    tuned_weight: float | None,
+    tuned_archive: Path | None,
     set_weights: tuple[str, ...],
     force: bool,
     as_json: bool,
@@ -241,27 +245,34 @@ def train(
     from .dataset import load_labels_by_set
     from .train import sample_weights, train
 
-    if fast and (encoder_weight or context_weight):
-        raise click.UsageError("--fast trains without the encoder: give --fast or the encoder weights, not both.")
+    if fast and (encoder_weight or context_weight or tuned_weight):
+        raise click.UsageError("--fast trains without the encoder and transformer: give --fast or their weights, not both.")
     default = Recipe()
     encoder = 0.0 if fast else encoder_weight if encoder_weight is not None else default.encoder_weight
     context = 0.0 if fast or not encoder else context_weight if context_weight is not None else default.context_weight
     if context_weight and not encoder:
         raise click.UsageError("--context-weight needs the sentence encoder: --encoder-weight must be above 0.")
+    tuned = 0.0 if fast else tuned_weight if tuned_weight is not None else default.tuned_weight
+    if tuned_archive is not None and not tuned:
+        raise click.UsageError("--tuned-archive needs the transformer: --tuned-weight must be above 0.")
     recipe = Recipe(
-        **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, set_weights={**default.set_weights, **parse_set_weights(set_weights)}
-    )
+        **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, tuned_weight=tuned,
+        set_weights={**default.set_weights, **parse_set_weights(set_weights)},
+    )  # fmt: skip
+    check_inputs([tuned_archive] if tuned_archive else [])
     check_output(output / "model_card.json", force=force)
     # Loaded first, so a bad label set is one error line, not one after a progress line.
     rows, sets = load_labels_by_set(labels_path)
     left_out = sorted({name for name in sets if recipe.set_weights.get(name, 1.0) == 0})
     note(f"training on {labels_path}" + (f" (sets weighted 0, left out: {', '.join(left_out)}; --set-weight NAME=W trains on them)" if left_out else "") + " ...")
-    result = train(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval)
+    result = train(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval, tuned_archive=tuned_archive)
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))
         return
     card = result.card
     click.echo(f"model {card.model_id} saved to {output} ({card.training_sentences} training sentences)")
+    if card.tuned is not None:
+        click.echo(f"thresholds and metrics from the {card.tuned.unseen_sentences} training sentences the tuned transformer never saw")
     if card.metrics:
         click.echo(f"{'label':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8} {'threshold':>9}")
         for name, row in card.metrics.items():

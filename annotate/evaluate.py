@@ -209,7 +209,8 @@ def cross_validated_evaluation(
     """
     check_trainable(rows)
     fractions = _check_fractions([*fractions, 1.0])
-    recipe = recipe or Recipe()
+    # The tuned transformer has seen most real-article sentences: cross-validation measures the linear model alone.
+    recipe = linear_part(recipe or Recipe())
     other = other_recipe(recipe)
     texts = np.asarray([row.text for row in rows], dtype=object)
     groups = np.asarray([row.article_id for row in rows])
@@ -240,6 +241,11 @@ def cross_validated_evaluation(
         other_curve=[_point(f, trained, targets, chosen) for f, (_, chosen, trained) in runs[other.encoder_weight].items()],
         **_annotator_reference(rows),
     )
+
+
+def linear_part(recipe: Recipe) -> Recipe:
+    """``recipe`` without the tuned transformer: what cross-validation and learning curves can retrain."""
+    return recipe.model_copy(update={"tuned_weight": 0.0})
 
 
 def other_recipe(recipe: Recipe) -> Recipe:
@@ -311,7 +317,8 @@ def model_evaluation(
     scores = model.predict_proba(texts, neighbours_of(test_rows))
     decisions = (scores >= model.thresholds).astype(np.int8)
     curves: dict[float, list[LearningPoint]] = {}
-    recipe = recipe or model.card.recipe
+    # The curves retrain the linear model on shares of the labels; the tuned transformer stays as it was tuned.
+    recipe = linear_part(recipe or model.card.recipe)
     other = other_recipe(recipe)
     if training_rows is not None:
         check_trainable(training_rows)
@@ -413,7 +420,14 @@ def render_report(evaluation: Evaluation, *, title: str = "Evaluation report") -
                 for p in e.learning_curve
             ],
         )
-        lines += ["", "A curve still rising at 100 % means more annotation should still pay.", "", f"![learning curve]({LEARNING_PLOT})", ""]
+        lines += [
+            "",
+            (
+                "Each point retrains the linear model (n-grams and sentence encoder) on a share of the training articles; the fine-tuned"
+                " transformer is not retrained, so the curves show what more annotation buys the part that `annotate train` refits."
+            ),
+            "A curve still rising at 100 % means more annotation should still pay.", "", f"![learning curve]({LEARNING_PLOT})", "",
+        ]  # fmt: skip
     lines += ["## Precision-recall curves", "", "The dot marks each label's chosen decision threshold.", "", f"![precision-recall curves]({PR_PLOT})", ""]
     lines += ["## Reliability", "", "Points on the diagonal mean a predicted probability of p comes true p of the time.", "", f"![reliability]({RELIABILITY_PLOT})", ""]
     return "\n".join(lines)

@@ -115,7 +115,7 @@ class ArticleDigest(_Contract):
 
 
 class EncoderSpec(_Contract):
-    """The pretrained sentence encoder a model was trained with: checked at load, never stored in the model file."""
+    """A pretrained model (sentence encoder, transformer base) a model was trained with: checked at load, never stored in the model file."""
 
     name: str = Field(title="PyPI package of the encoder")
     version: str
@@ -131,6 +131,9 @@ class Recipe(_Contract):
     context_weight: float = Field(
         default=0.15, ge=0, title="Scale of the block holding the mean embedding of the sentence before and after; needs the encoder"
     )
+    tuned_weight: float = Field(
+        default=0.5, ge=0, le=1, title="Share of the fine-tuned transformer in each probability, the rest being the linear model's; 0 leaves it out"
+    )
     set_weights: dict[str, float] = Field(
         default_factory=lambda: {"starter": 0.0},
         title="Sample weight per label-set name; 1 when not listed, 0 leaves a set out. The invented starter set is left out by default",
@@ -141,6 +144,16 @@ class Recipe(_Contract):
         if self.context_weight and not self.encoder_weight:
             raise ValueError("context_weight needs the sentence encoder (encoder_weight above 0)")
         return self
+
+
+class TunedSpec(_Contract):
+    """The fine-tuned transformer beside a model: its archive in the model folder and the base weights it was tuned from."""
+
+    file: str = Field(title="The archive of tuned layers and head, in the model folder")
+    sha256: str
+    base: EncoderSpec
+    layers: list[int] = Field(title="The base model's layers the archive replaces")
+    unseen_sentences: int = Field(ge=0, title="Training sentences the tuned layers never saw: the thresholds and metrics come from these")
 
 
 class ModelCard(_Contract):
@@ -161,11 +174,22 @@ class ModelCard(_Contract):
     trusted_types: list[str] = Field(default_factory=list)
     recipe: Recipe
     encoder: EncoderSpec | None = Field(default=None, title="The sentence encoder the model needs; none for the fast n-gram-only model")
+    tuned: TunedSpec | None = Field(default=None, title="The fine-tuned transformer the model averages in; none when the recipe's tuned_weight is 0")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _recipes_before_the_transformer(cls, data: object) -> object:
+        # Cards written before the tuned transformer existed have no tuned_weight: their models have none.
+        if isinstance(data, dict) and isinstance(data.get("recipe"), dict) and "tuned_weight" not in data["recipe"]:
+            return {**data, "recipe": {**data["recipe"], "tuned_weight": 0.0}}
+        return data
 
     @model_validator(mode="after")
-    def _encoder_matches_recipe(self) -> ModelCard:
+    def _encoders_match_recipe(self) -> ModelCard:
         if (self.encoder is None) != (self.recipe.encoder_weight == 0):
             raise ValueError("the card names a sentence encoder exactly when its recipe's encoder_weight is above 0")
+        if (self.tuned is None) != (self.recipe.tuned_weight == 0):
+            raise ValueError("the card names a tuned transformer exactly when its recipe's tuned_weight is above 0")
         return self
 
 

@@ -126,6 +126,7 @@ class TrainingJob:
     model_dir: Path
     recipe: Recipe
     log_level: int = logging.INFO
+    tuned_archive: Path | None = None  # the served model's tuned transformer, kept as it is
 
 
 class TrainingOutcome(BaseModel):
@@ -152,7 +153,7 @@ def run_training(job: TrainingJob) -> TrainingOutcome:
             report = studio.pull(client, project=project_id, labels_dir=job.labels_dir, name=label_set_name(project_id))
             pulled[project_id] = report.label_set.rows
             logger.info("pulled project %s: %d labelled sentences (%d new, %d updated)", project_id, report.label_set.rows, report.label_set.new, report.label_set.updated)
-    result = train_label_sets(job.labels_dir, model_dir=job.model_dir, recipe=job.recipe, evaluate=False)
+    result = train_label_sets(job.labels_dir, model_dir=job.model_dir, recipe=job.recipe, evaluate=False, tuned_archive=job.tuned_archive)
     return TrainingOutcome(
         model_dir=str(job.model_dir),
         model_version=result.card.model_id,
@@ -299,9 +300,12 @@ class Retrainer:
         assert self._studio_url and self._studio_key
         self.status.running = True
         target = next_version_dir(self.versions_dir)
-        # The served model's recipe: a fast model is retrained as a fast model.
-        recipe = self.backend.model.card.recipe
-        job = TrainingJob(self._studio_url, self._studio_key, projects, self.labels_dir, target, recipe, logging.getLogger().getEffectiveLevel())
+        # The served model's recipe and tuned transformer: a fast model is retrained as a fast model.
+        served = self.backend.model
+        job = TrainingJob(
+            self._studio_url, self._studio_key, projects, self.labels_dir, target, served.card.recipe, logging.getLogger().getEffectiveLevel(),
+            tuned_archive=served.tuned.archive if served.tuned is not None else None,
+        )  # fmt: skip
         logger.info("retraining on projects %s into %s", ", ".join(map(str, projects)), target)
         try:
             kind, payload = await self._run_process(job)

@@ -37,9 +37,10 @@ from .dataset import rows_sha256
 from .encoder import DIMENSIONS, Encoder, Neighbours, dense_rows, installed_spec
 from .errors import DatasetError, ModelError
 from .labels import LABELS
-from .schemas import SCHEMA_VERSION, LabeledSentence, ModelCard, Recipe
+from .schemas import SCHEMA_VERSION, EncoderSpec, LabeledSentence, ModelCard, Recipe, TunedSpec
 
 CARD_FILE = "model_card.json"
+TUNED_PREFIX = "tuned-e5-"
 _CJK_RANGES = r"\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 # One token per Chinese character, or a run of letters/digits that starts with a letter.
 TOKEN_PATTERN = rf"(?u)[{_CJK_RANGES}]|[^\W\d_{_CJK_RANGES}][^\W{_CJK_RANGES}]+"
@@ -54,7 +55,9 @@ THRESHOLD_GRID = np.round(np.arange(0.20, 0.801, 0.01), 2)
 TRUSTED_TYPES = sorted(f"{cls.__module__}.{cls.__name__}" for cls in (Pipeline, HashingVectorizer, TfidfTransformer, LogisticRegression))
 # What a model file holds: a dict with exactly these entries.
 MODEL_PARTS = ("ngrams", "classifiers")
-FAST_RECIPE = Recipe(encoder_weight=0.0, context_weight=0.0)
+FAST_RECIPE = Recipe(encoder_weight=0.0, context_weight=0.0, tuned_weight=0.0)
+# Each label needs this many positive and negative sentences the tuned transformer never saw, to pick its threshold.
+MIN_UNSEEN_EXAMPLES = 3
 
 
 class TrainingResult(BaseModel):
@@ -306,6 +309,7 @@ def train(
     recipe: Recipe | None = None,
     sample_weight: NDArray[Any] | None = None,
     evaluate: bool = True,
+    tuned_archive: Path | None = None,
 ) -> TrainingResult:
     """Fit on ``rows``, pick thresholds on grouped out-of-fold scores, save model and card.
 
@@ -313,6 +317,13 @@ def train(
     :data:`FAST_RECIPE` gives the n-gram-only one. Rows with a ``sample_weight``
     of 0 are left out. With ``evaluate`` the card also gets cross-validated
     metrics (slower).
+
+    With a ``tuned_weight``, the fine-tuned transformer of ``tuned_archive``
+    (default: the bundled default model's) is copied into the model folder as
+    it is, and its probabilities are averaged with the linear model's. Its
+    layers have seen most real-article sentences, so thresholds and metrics
+    come from the training sentences it has not seen (the linear model's scores
+    of those are out-of-fold, as always).
     """
     import skops.io
 
@@ -327,8 +338,14 @@ def train(
     targets = label_matrix(rows)
     encoder = Encoder() if recipe.encoder_weight else None
     embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
-    thresholds = best_thresholds(targets, out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight))
-    metrics = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)[0] if evaluate else {}
+    tuned = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
+    linear_scores = out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
+    thresholds = best_thresholds(targets, linear_scores) if tuned is None else tuned.thresholds(linear_scores, targets, recipe.tuned_weight)
+    metrics: dict[str, dict[str, float]] = {}
+    if evaluate:
+        metrics, linear_scores, _ = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
+        if tuned is not None:
+            metrics = tuned.metrics(linear_scores, targets, groups, recipe.tuned_weight)
     model = fit_model(texts, targets, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
 
     model_dir = Path(model_dir)
@@ -340,6 +357,7 @@ def train(
     model_file = f"model-{model_sha[:12]}.skops"
     with atomic_write(model_dir / model_file, mode="wb") as handle:
         handle.write(model_bytes)
+    tuned_spec = tuned.install(model_dir) if tuned is not None else None
     created = datetime.now(UTC)
     card = ModelCard(
         model_id=f"{model_dir.name}-{created:%Y%m%dT%H%M%S}",
@@ -357,16 +375,85 @@ def train(
         trusted_types=TRUSTED_TYPES,
         recipe=recipe,
         encoder=installed_spec() if recipe.encoder_weight else None,
+        tuned=tuned_spec,
     )
     with atomic_write(model_dir / CARD_FILE) as handle:
         handle.write(json.dumps(card.model_dump(), indent=2, ensure_ascii=False) + "\n")
-    for superseded in model_dir.glob("model*.skops"):
-        if superseded.name != model_file:
+    current = {model_file, tuned_spec.file if tuned_spec else ""}
+    for superseded in [*model_dir.glob("model*.skops"), *model_dir.glob(f"{TUNED_PREFIX}*.npz")]:
+        if superseded.name not in current:
             superseded.unlink()
     return TrainingResult(model_dir=str(model_dir), card=card)
 
 
-def train_label_sets(labels_path: Path, *, model_dir: Path, recipe: Recipe | None = None, evaluate: bool = True) -> TrainingResult:
+@dataclass
+class _TunedPart:
+    """The tuned transformer during training: its archive and its probabilities for the sentences it never saw."""
+
+    source: Path
+    data: bytes
+    spec: EncoderSpec
+    layers: list[int]
+    unseen: NDArray[np.bool_]
+    scores: NDArray[Any]  # of the unseen rows
+
+    @classmethod
+    def prepare(cls, archive: Path | None, rows: Sequence[LabeledSentence]) -> _TunedPart:
+        from . import tuned
+
+        source = archive or tuned.bundled_archive()
+        try:
+            data = source.read_bytes()
+        except OSError as e:
+            raise ModelError(f"{source}: cannot read the tuned transformer ({e.strerror})") from e
+        contents = tuned.read_archive(source)
+        base = EncoderSpec.model_validate(contents.about.get("base"))
+        tuned.check_installed(base, model=source)
+        if contents.about.get("labels") != list(LABELS):
+            raise ModelError(f"{source}: the transformer was tuned for labels {contents.about.get('labels')}, not {list(LABELS)}")
+        texts = [row.text for row in rows]
+        unseen = ~contents.has_seen(texts)
+        targets = label_matrix(rows)[unseen]
+        for column, label in enumerate(LABELS):
+            positives = int(targets[:, column].sum())
+            if min(positives, len(targets) - positives) < MIN_UNSEEN_EXAMPLES:
+                raise DatasetError(
+                    f"label {label!r} is on {positives} of the {len(targets)} training sentences the tuned transformer has not seen; "
+                    f"its threshold needs at least {MIN_UNSEEN_EXAMPLES} positive and negative ones: add annotations of other articles, "
+                    "or train without the transformer (--tuned-weight 0)"
+                )
+        scores = tuned.TunedTransformer(source).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
+        return cls(source, data, base, sorted(contents.layers), unseen, scores)
+
+    def thresholds(self, linear_scores: NDArray[Any], targets: NDArray[Any], weight: float) -> NDArray[Any]:
+        from .tuned import average
+
+        return best_thresholds(targets[self.unseen], average(linear_scores[self.unseen], self.scores, weight))
+
+    def metrics(self, linear_scores: NDArray[Any], targets: NDArray[Any], groups: Sequence[str], weight: float) -> dict[str, dict[str, float]]:
+        """Metrics of the averaged scores on the unseen rows, each article's thresholds picked on the other articles."""
+        from .tuned import average
+
+        scores = average(linear_scores[self.unseen], self.scores, weight)
+        truth, articles = targets[self.unseen], np.asarray(groups)[self.unseen]
+        decisions = np.zeros(truth.shape, dtype=np.int8)
+        for train_index, test_index in GroupKFold(n_splits=min(CV_FOLDS, len(set(articles)))).split(scores, truth, articles):
+            decisions[test_index] = scores[test_index] >= best_thresholds(truth[train_index], scores[train_index])
+        return metrics_table(truth, decisions, scores)
+
+    def install(self, model_dir: Path) -> TunedSpec:
+        """Copy the archive into ``model_dir`` under a name made of its content; the spec for the card."""
+        digest = hashlib.sha256(self.data).hexdigest()
+        name = f"{TUNED_PREFIX}{digest[:12]}.npz"
+        if not (model_dir / name).is_file() or hashlib.sha256((model_dir / name).read_bytes()).hexdigest() != digest:
+            with atomic_write(model_dir / name, mode="wb") as handle:
+                handle.write(self.data)
+        return TunedSpec(file=name, sha256=digest, base=self.spec, layers=self.layers, unseen_sentences=int(self.unseen.sum()))
+
+
+def train_label_sets(
+    labels_path: Path, *, model_dir: Path, recipe: Recipe | None = None, evaluate: bool = True, tuned_archive: Path | None = None
+) -> TrainingResult:
     """:func:`train` on a label-set file or folder, each set weighted by the recipe's ``set_weights``.
 
     What the ML backend's retraining runs; ``annotate train`` does the same in
@@ -378,4 +465,4 @@ def train_label_sets(labels_path: Path, *, model_dir: Path, recipe: Recipe | Non
 
     recipe = recipe or Recipe()
     rows, sets = load_labels_by_set(labels_path)
-    return train(rows, model_dir=model_dir, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=evaluate)
+    return train(rows, model_dir=model_dir, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=evaluate, tuned_archive=tuned_archive)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -13,6 +14,7 @@ from numpy.typing import NDArray
 
 from annotate.dataset import read_label_file
 from annotate.encoder import Encoder
+from annotate.tuned import TunedTransformer
 from annotate.schemas import LabeledSentence
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -89,6 +91,30 @@ def encode_each_text_once() -> Generator[None, None, None]:
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(Encoder, "encode", remembered)
+        yield
+
+
+# The tuned transformer's own ``predict_proba``; the suite runs with the memory below.
+original_tuned_predict = TunedTransformer.predict_proba
+_TUNED_SCORES: dict[tuple[str, str], NDArray[np.float64]] = {}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def score_each_text_once() -> Generator[None, None, None]:
+    """Training on starter slices scores the same sentences with the same archive again and again: once per run is enough."""
+
+    def remembered(self: TunedTransformer, texts: list[str]) -> NDArray[np.float64]:
+        archive = hashlib.sha256(self.archive.read_bytes()).hexdigest()
+        new = list(dict.fromkeys(text for text in texts if (archive, text) not in _TUNED_SCORES))
+        if new or not texts:
+            scores = original_tuned_predict(self, new)
+            _TUNED_SCORES.update(((archive, text), row) for text, row in zip(new, scores, strict=True))
+            if not texts:
+                return scores
+        return np.array([_TUNED_SCORES[archive, text] for text in texts])
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TunedTransformer, "predict_proba", remembered)
         yield
 
 
