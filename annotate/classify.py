@@ -145,14 +145,14 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
         from .encoder import check_installed
 
         check_installed(card.encoder, model=folder)
-    tuned = _tuned_transformer(card, folder)
+    pipeline = None
     if quick:
         from ._linear import linear_pipeline
 
-        linear = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight, context_weight=card.recipe.context_weight)
-        if linear is not None:
-            return Model(pipeline=linear, card=card, path=folder, tuned=tuned)
-    return Model(pipeline=_sentence_model(data, card, model_path), card=card, path=folder, tuned=tuned)
+        pipeline = linear_pipeline(data, labels=len(LABELS), encoder_weight=card.recipe.encoder_weight, context_weight=card.recipe.context_weight)
+    if pipeline is None:
+        pipeline = _sentence_model(data, card, model_path)
+    return Model(pipeline=pipeline, card=card, path=folder, tuned=_tuned_transformer(card, folder))
 
 
 def _tuned_transformer(card: ModelCard, folder: Path) -> Any:

@@ -473,11 +473,15 @@ class TunedTransformer:
         self._head_weight, self._head_bias = tuned.head_weight.astype(np.float64), tuned.head_bias.astype(np.float64)
 
     def embed(self, texts: Sequence[str]) -> NDArray[np.float32]:
-        """An ``(n, hidden)`` array: the mean of the last layer over each text's tokens (not normalised)."""
+        """An ``(n, hidden)`` array: the mean of the last layer over each text's tokens (not normalised).
+
+        Each distinct text is run once: archives repeat boilerplate sentences.
+        """
         if self._session is None:
             self._load()
         config = base_config()
-        ids = [self._tokenizer.encode(text) for text in texts]
+        distinct = list(dict.fromkeys(texts))
+        ids = [self._tokenizer.encode(text) for text in distinct]
         out = np.zeros((len(ids), config.hidden), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda n: len(ids[n]))
         for start in range(0, len(order), BATCH):
@@ -492,7 +496,10 @@ class TunedTransformer:
             words = base_tensor("emb.word", config.vocab, config.hidden, select=vocabulary)[where.reshape(tokens.shape)]
             embedded = (words + self._positions[:length] + self._token_type).astype(np.float32)
             out[rows] = self._session.run(None, {"tokens": embedded, "mask": mask})[0]
-        return out
+        if len(distinct) == len(texts):
+            return out
+        row_of = {text: n for n, text in enumerate(distinct)}
+        return out[[row_of[text] for text in texts]]
 
     def predict_proba(self, texts: Sequence[str]) -> NDArray[np.float64]:
         """An ``(n, labels)`` array of probabilities, from the head on :meth:`embed`."""

@@ -17,6 +17,7 @@ from annotate.evaluate import Evaluation, model_evaluation
 from annotate.labels import LABELS
 from annotate.rules import load_rules
 from annotate.schemas import Recipe
+from annotate.tuned import read_archive
 
 from .conftest import ROOT
 
@@ -46,15 +47,28 @@ def test_the_default_model_is_the_default_recipe() -> None:
 
 def test_the_default_model_on_the_real_held_out_set(evaluations: dict[str, Evaluation]) -> None:
     metrics, baseline = evaluations["default"].metrics, evaluations["default"].baseline
-    assert metrics["macro"]["f1"] >= 0.75
-    assert all(metrics[label]["f1"] >= 0.66 for label in LABELS)
-    assert metrics["macro"]["f1"] >= baseline["macro"]["f1"] + 0.2
+    assert metrics["macro"]["f1"] >= 0.80
+    assert all(metrics[label]["f1"] >= 0.71 for label in LABELS)
+    assert metrics["macro"]["f1"] >= baseline["macro"]["f1"] + 0.25
 
 
 def test_the_fast_model_on_the_real_held_out_set_and_the_default_above_it(evaluations: dict[str, Evaluation]) -> None:
     fast, default = evaluations["fast"].metrics, evaluations["default"].metrics
     assert fast["macro"]["f1"] >= 0.72
-    assert default["macro"]["f1"] >= fast["macro"]["f1"] + 0.015
+    assert default["macro"]["f1"] >= fast["macro"]["f1"] + 0.06
+
+
+def test_the_transformer_was_tuned_on_training_sentences_only() -> None:
+    model = load_model("default")
+    archive = read_archive(model.tuned.archive)
+    rows, sets = load_labels_by_set(ROOT / "labels")
+    trained_on = [row.text for row, set_name in zip(rows, sets, strict=True) if model.card.recipe.set_weights.get(set_name, 1.0) > 0]
+    held_out = [row.text for row in read_label_file(HELDOUT)]
+    # The only held-out sentences it has seen are strings that training articles have too ("Executive Summary", "摘要").
+    seen_held_out = {text for text, seen in zip(held_out, archive.has_seen(held_out), strict=True) if seen}
+    assert len(seen_held_out) < 12 and seen_held_out <= set(trained_on)
+    unseen = int((~archive.has_seen(trained_on)).sum())
+    assert unseen == model.card.tuned.unseen_sentences and 0 < unseen < len(trained_on) // 5
 
 
 def test_the_held_out_set_is_scored_against_its_annotators(evaluations: dict[str, Evaluation]) -> None:
