@@ -13,7 +13,8 @@ Two files make the transformer, and neither is a pickle:
   The model card names the package, its version and the file's SHA-256, and
   loading refuses any other file, as for the sentence encoder;
 - the fine-tuned layers and the head are an ``.npz`` archive of plain arrays
-  in the model folder (float16: half the size, same scores), hashed on the card.
+  in the model folder (float16: half the size, no probability moves by more than 0.001),
+  hashed on the card.
   It also lists a short hash of every sentence the layers were tuned on, so that
   training picks thresholds only on sentences the transformer has not seen.
 
@@ -54,7 +55,7 @@ MAX_TOKENS = 128
 BATCH = 32
 # Bytes of each seen sentence's SHA-256 kept in the tuned archive: 2^-64 chance of a false match.
 SEEN_BYTES = 8
-# Names of one layer's tensors in the base file and in the tuned archive, with their shapes (rows, columns).
+# One layer's matrices and layer norms, as the base file and the tuned archive name them.
 _LAYER_TENSORS = ("q", "k", "v", "ao", "fi", "fo")
 _NORMS = ("aln", "oln")
 _SPACES = re.compile(" {2,}")
@@ -210,13 +211,17 @@ def base_tensor(name: str, rows: int, columns: int, *, select: NDArray[Any] | No
     return (np.concatenate([low, high], axis=2).astype(np.float32) * scale).reshape(len(blocks), columns)
 
 
+def _matrix_shapes(config: Config) -> dict[str, tuple[int, int]]:
+    """(rows, columns) of each matrix of a layer: (outputs, inputs), as the base file stores them."""
+    square = (config.hidden, config.hidden)
+    return {"q": square, "k": square, "v": square, "ao": square, "fi": (config.ffn, config.hidden), "fo": (config.hidden, config.ffn)}
+
+
 def base_layer(layer: int) -> dict[str, NDArray[np.float32]]:
     """One encoder layer of the base model, named as in the tuned archive (``q.w``, ``q.b``, ... ``oln.b``)."""
     config = base_config()
-    shapes = {"q": (config.hidden, config.hidden), "k": (config.hidden, config.hidden), "v": (config.hidden, config.hidden),
-              "ao": (config.hidden, config.hidden), "fi": (config.ffn, config.hidden), "fo": (config.hidden, config.ffn)}  # fmt: skip
     tensors = {}
-    for name, (rows, columns) in shapes.items():
+    for name, (rows, columns) in _matrix_shapes(config).items():
         tensors[f"{name}.w"] = base_tensor(f"l{layer}.{name}.w", rows, columns)
         tensors[f"{name}.b"] = base_tensor(f"l{layer}.{name}.b", 1, rows)[0]
     for name in _NORMS:
@@ -344,8 +349,7 @@ def weight_shapes(config: Config) -> dict[str, tuple[int, ...]]:
     """Name and shape of every weight the network is given: matrices transposed, as ``x @ w`` reads them."""
     shapes: dict[str, tuple[int, ...]] = {"emb.ln.w": (config.hidden,), "emb.ln.b": (config.hidden,)}
     for layer in range(config.layers):
-        for name, rows, columns in (("q", config.hidden, config.hidden), ("k", config.hidden, config.hidden), ("v", config.hidden, config.hidden),
-                                    ("ao", config.hidden, config.hidden), ("fi", config.ffn, config.hidden), ("fo", config.hidden, config.ffn)):  # fmt: skip
+        for name, (rows, columns) in _matrix_shapes(config).items():
             shapes[f"l{layer}.{name}.wt"], shapes[f"l{layer}.{name}.b"] = (columns, rows), (rows,)
         for name in _NORMS:
             shapes[f"l{layer}.{name}.w"], shapes[f"l{layer}.{name}.b"] = (config.hidden,), (config.hidden,)

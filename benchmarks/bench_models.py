@@ -86,7 +86,7 @@ def bench_one_article(name: str, runs: int, results: dict[str, object]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--default-sentences", type=int, default=20_000)
+    parser.add_argument("--default-sentences", type=int, default=4_000)
     parser.add_argument("--fast-sentences", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--json", type=Path, help="also write every measurement here")

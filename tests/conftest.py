@@ -14,8 +14,8 @@ from numpy.typing import NDArray
 
 from annotate.dataset import read_label_file
 from annotate.encoder import Encoder
-from annotate.tuned import TunedTransformer
 from annotate.schemas import LabeledSentence
+from annotate.tuned import TunedTransformer
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

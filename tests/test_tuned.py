@@ -17,7 +17,17 @@ from annotate.errors import DatasetError, ModelError
 from annotate.labels import LABELS
 from annotate.train import best_thresholds, label_matrix, neighbours_of, out_of_fold_scores, train
 from annotate.tuned import (
-    GRAPH_FILE, PACKAGE, TunedArchive, TunedTransformer, average, base_config, base_layer, build_graph, installed_spec, read_archive, seen_keys,
+    GRAPH_FILE,
+    PACKAGE,
+    TunedArchive,
+    TunedTransformer,
+    average,
+    base_config,
+    base_layer,
+    build_graph,
+    installed_spec,
+    read_archive,
+    seen_keys,
 )
 
 from .conftest import EXAMPLES, original_tuned_predict, starter_articles

@@ -44,7 +44,7 @@ from transformers import BertConfig, BertModel
 from annotate.dataset import read_label_file
 from annotate.labels import LABELS
 from annotate.schemas import LabeledSentence
-from annotate.tuned import TunedArchive, Tokenizer, base_config, base_file, base_layer, base_tensor, installed_spec, seen_keys
+from annotate.tuned import Tokenizer, TunedArchive, base_config, base_file, base_layer, base_tensor, installed_spec, seen_keys
 
 DEV_PERCENT = 15
 _MODULES = {
