@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 import click
 
 from . import __version__
+from .classify import BATCH_SIZE, TRANSFORMER_BATCH_SIZE
 from .errors import AnnotateError, InputError
 from .schemas import Recipe, Sentence
 
@@ -292,7 +293,7 @@ def train(
 @click.option("-j", "--jobs", type=click.IntRange(min=1), help="Processes to classify with  [default: 1; --engine dask: one local worker per core]")
 @click.option("--engine", type=click.Choice(["local", "dask"]), default="local", show_default=True, help="dask: partitioned run on a Dask cluster.")
 @click.option("--scheduler", metavar="ADDRESS", help="Dask scheduler, e.g. tcp://10.0.0.5:8786 (default: start a local cluster).")
-@click.option("--batch-size", type=click.IntRange(min=1), default=4096, show_default=True, help="Sentences per prediction batch.")
+@click.option("--batch-size", type=click.IntRange(min=1), help=f"Sentences per prediction batch  [default: {BATCH_SIZE:,}, or {TRANSFORMER_BATCH_SIZE} with the fine-tuned transformer]")
 @force_option
 @quiet_option
 def classify(
@@ -305,7 +306,7 @@ def classify(
     jobs: int | None,
     engine: str,
     scheduler: str | None,
-    batch_size: int,
+    batch_size: int | None,
     force: bool,
     quiet: bool,
     rules: bool = False,
@@ -349,7 +350,7 @@ def classify(
             raise click.UsageError("--engine dask writes one file per partition: give -o FOLDER.")
         inputs: tuple[Path, ...] = paths or (sentences_file,) if sentences_file else paths
         model = model_or_rules(model_dir, rules=rules)
-        _classify_on_dask(inputs, sentences=bool(sentences_file), output=output, fmt=fmt or "jsonl", digest_dir=digest_file, model=model, scheduler=scheduler, workers=jobs or os.cpu_count() or 1, batch_size=batch_size, quiet=quiet)
+        _classify_on_dask(inputs, sentences=bool(sentences_file), output=output, fmt=fmt or "jsonl", digest_dir=digest_file, model=model, scheduler=scheduler, workers=jobs or os.cpu_count() or 1, batch_size=batch_size or model.batch_size, quiet=quiet)
         return
     if sentences_file and output is None:
         output = Path("-")
@@ -357,6 +358,7 @@ def classify(
         raise click.UsageError("Parquet cannot be written to stdout: give -o FILE.")
     # A few articles in one process: numpy-only scoring, without seconds of scikit-learn imports.
     model = model_or_rules(model_dir, rules=rules, quick=(jobs or 1) == 1 and is_small_input(paths or ((sentences_file,) if sentences_file else ())))
+    batch_size = batch_size or model.batch_size
 
     if sentences_file:
         records = read_sentence_records(sentences_file)
