@@ -9,6 +9,10 @@ label reads both. With ``encoder_weight=0`` the model is the fast one: n-grams
 only. Hashing keeps the saved model small and fast to load safely with
 ``skops.io``: there is no vocabulary to store, and the encoder is not stored
 at all (the card names it).
+
+The default model also averages in the fine-tuned transformer of
+:mod:`annotate.tuned` (the recipe's ``tuned_weight``): training copies its
+archive as it is and picks the thresholds on the sentences it was not tuned on.
 """
 
 from __future__ import annotations
