@@ -340,9 +340,10 @@ def train(
     texts = [row.text for row in rows]
     groups = [row.article_id for row in rows]
     targets = label_matrix(rows)
+    # First, so that a label set the transformer has all seen is refused before minutes of embedding.
+    tuned = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
     encoder = Encoder() if recipe.encoder_weight else None
     embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
-    tuned = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
     linear_scores = out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
     thresholds = best_thresholds(targets, linear_scores) if tuned is None else tuned.thresholds(linear_scores, targets, recipe.tuned_weight)
     metrics: dict[str, dict[str, float]] = {}
