@@ -9,7 +9,7 @@ import json
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,6 +19,9 @@ from ._io import batched
 from .errors import ModelError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, ArticleDigest, CategoryDigest, ClassifiedSentence, Evidence, ModelCard, Sentence
+
+if TYPE_CHECKING:
+    from .tuned import TunedTransformer
 
 MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL_DIR = MODELS_DIR / "default"
@@ -39,7 +42,7 @@ class Model:
     pipeline: Any
     card: ModelCard
     path: Path
-    tuned: Any = None  # the fine-tuned transformer (annotate.tuned.TunedTransformer) when the card names one
+    tuned: TunedTransformer | None = None  # when the card names one
 
     @property
     def batch_size(self) -> int:
@@ -163,7 +166,7 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
     return Model(pipeline=pipeline, card=card, path=folder, tuned=_tuned_transformer(card, folder))
 
 
-def _tuned_transformer(card: ModelCard, folder: Path) -> Any:
+def _tuned_transformer(card: ModelCard, folder: Path) -> TunedTransformer | None:
     """The card's tuned transformer, its archive and base weights checked (the network itself loads on first use)."""
     if card.tuned is None:
         return None
