@@ -21,8 +21,9 @@ What it does:
 - output: the tuned layers (float16), the head and a short hash of every
   training sentence, read by :func:`annotate.tuned.read_archive`.
 
-With the same inputs, versions and thread count a run reproduces the shipped
-archive's arrays exactly.
+It ports the experiment that produced the shipped archive (same split, optimiser,
+seeds and order of random draws); that experiment gave identical weights on two
+runs. This port itself has been run on a small slice only, not yet end to end.
 """
 
 from __future__ import annotations
