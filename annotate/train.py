@@ -36,6 +36,7 @@ from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 
+from . import tuned
 from ._io import atomic_write
 from .dataset import rows_sha256
 from .encoder import DIMENSIONS, Encoder, Neighbours, dense_rows, installed_spec
@@ -341,16 +342,16 @@ def train(
     groups = [row.article_id for row in rows]
     targets = label_matrix(rows)
     # First, so that a label set the transformer has all seen is refused before minutes of embedding.
-    tuned = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
+    tuned_part = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
     encoder = Encoder() if recipe.encoder_weight else None
     embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
     linear_scores = out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
-    thresholds = best_thresholds(targets, linear_scores) if tuned is None else tuned.thresholds(linear_scores, targets, recipe.tuned_weight)
+    thresholds = best_thresholds(targets, linear_scores) if tuned_part is None else tuned_part.thresholds(linear_scores, targets, recipe.tuned_weight)
     metrics: dict[str, dict[str, float]] = {}
     if evaluate:
         metrics, linear_scores, _ = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
-        if tuned is not None:
-            metrics = tuned.metrics(linear_scores, targets, groups, recipe.tuned_weight)
+        if tuned_part is not None:
+            metrics = tuned_part.metrics(linear_scores, targets, groups, recipe.tuned_weight)
     model = fit_model(texts, targets, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
 
     model_dir = Path(model_dir)
@@ -362,7 +363,7 @@ def train(
     model_file = f"model-{model_sha[:12]}.skops"
     with atomic_write(model_dir / model_file, mode="wb") as handle:
         handle.write(model_bytes)
-    tuned_spec = tuned.install(model_dir) if tuned is not None else None
+    tuned_spec = tuned_part.install(model_dir) if tuned_part is not None else None
     created = datetime.now(UTC)
     card = ModelCard(
         model_id=f"{model_dir.name}-{created:%Y%m%dT%H%M%S}",
@@ -404,8 +405,6 @@ class _TunedPart:
 
     @classmethod
     def prepare(cls, archive: Path | None, rows: Sequence[LabeledSentence]) -> _TunedPart:
-        from . import tuned
-
         source = archive or tuned.bundled_archive()
         try:
             data = source.read_bytes()
@@ -431,15 +430,11 @@ class _TunedPart:
         return cls(source, data, base, sorted(contents.layers), unseen, scores)
 
     def thresholds(self, linear_scores: NDArray[Any], targets: NDArray[Any], weight: float) -> NDArray[Any]:
-        from .tuned import average
-
-        return best_thresholds(targets[self.unseen], average(linear_scores[self.unseen], self.scores, weight))
+        return best_thresholds(targets[self.unseen], tuned.average(linear_scores[self.unseen], self.scores, weight))
 
     def metrics(self, linear_scores: NDArray[Any], targets: NDArray[Any], groups: Sequence[str], weight: float) -> dict[str, dict[str, float]]:
         """Metrics of the averaged scores on the unseen rows, each article's thresholds picked on the other articles."""
-        from .tuned import average
-
-        scores = average(linear_scores[self.unseen], self.scores, weight)
+        scores = tuned.average(linear_scores[self.unseen], self.scores, weight)
         truth, articles = targets[self.unseen], np.asarray(groups)[self.unseen]
         decisions = np.zeros(truth.shape, dtype=np.int8)
         for train_index, test_index in GroupKFold(n_splits=min(CV_FOLDS, len(set(articles)))).split(scores, truth, articles):

@@ -135,7 +135,6 @@ class BaseFile:
     normalise: dict[str, str]
     bos: int
     eos: int
-    pad: int
     unk: int
     tensors: dict[str, tuple[int, int]]  # name: (offset, bytes)
 
@@ -167,7 +166,7 @@ def base_file() -> BaseFile:
         read = _Reader(data, 8)
         hidden, layers, heads, ffn, vocab, positions, type_vocab = read.take("<7i")
         eps, _ = read.take("<fi")  # then the 4-bit block size, always 32
-        n_pieces, bos, eos, pad, unk = read.take("<5i")
+        n_pieces, bos, eos, _, unk = read.take("<5i")  # the padding id is never needed: padding is masked
         blob_size = read.one("<Q")
         offsets = np.frombuffer(read.raw((n_pieces + 1) * 4), dtype="<u4")
         scores = np.frombuffer(read.raw(n_pieces * 4), dtype="<f4")
@@ -187,7 +186,7 @@ def base_file() -> BaseFile:
     except (struct.error, UnicodeDecodeError, ValueError) as e:
         raise ModelError(f"{_base_path()}: not a multilingual-e5 weights file this toolkit can read ({e})") from e
     config = Config(hidden, layers, heads, ffn, vocab, positions, type_vocab, eps)
-    return BaseFile(config, pieces, scores, normalise, bos, eos, pad, unk, tensors)
+    return BaseFile(config, pieces, scores, normalise, bos, eos, unk, tensors)
 
 
 def base_config() -> Config:
