@@ -11,7 +11,7 @@ import stat
 import sys
 import tempfile
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
@@ -132,16 +132,20 @@ def _lines_before(handle: IO[bytes], size: int) -> Iterator[bytes]:
         yield line
 
 
-def line_ranges(path: Path | str, *, target_bytes: int) -> Iterator[tuple[int, int, int]]:
+def line_ranges(
+    path: Path | str, *, target_bytes: int, group: Callable[[bytes], object] | None = None
+) -> Iterator[tuple[int, int, int]]:
     """Split a file into ``(start, end, first_line)`` byte ranges of whole lines, each about ``target_bytes``.
 
     Reads the file once, a block at a time, to find line ends and count lines.
+    With ``group``, a range never ends between two consecutive lines of one
+    group (lines for which ``group`` gives the same value, other than None).
     """
     block = 1 << 20
     with open(path, "rb") as handle:
         start, line = 0, 1
         while True:
-            size, newlines = 0, 0
+            size, newlines, data = 0, 0, b""
             while size < target_bytes and (data := handle.read(min(block, target_bytes - size))):
                 size += len(data)
                 newlines += data.count(b"\n")
@@ -150,6 +154,15 @@ def line_ranges(path: Path | str, *, target_bytes: int) -> Iterator[tuple[int, i
             newlines += rest.count(b"\n")
             if not size:
                 return
+            key = group(data[data.rfind(b"\n") + 1 :] + rest) if group is not None else None
+            while key is not None:
+                position = handle.tell()
+                following = handle.readline()
+                if not following or group(following) != key:  # type: ignore[misc]
+                    handle.seek(position)
+                    break
+                size += len(following)
+                newlines += following.count(b"\n")
             yield start, start + size, line
             start, line = start + size, line + newlines
 

@@ -12,13 +12,13 @@ from __future__ import annotations
 import heapq
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import count, islice
+from itertools import count
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from .classify import BATCH_SIZE, Model
+from .classify import BATCH_SIZE, Model, scored_records
 from .errors import InputError
 from .schemas import Sentence
 
@@ -94,11 +94,14 @@ def most_uncertain(
     counts = {"seen": 0, "labelled": 0, "duplicates": 0}
     order = count()
     heap: list[tuple[float, int, Sentence]] = []  # the n best so far; heap[0] is the weakest of them
-    iterator = _unlabelled(sentences, skip_ids, counts)
-    while batch := list(islice(iterator, batch_size)):
-        values = uncertainty(model.predict_proba([s.text for s in batch], [(s.prev, s.next) for s in batch]), model.thresholds)
-        for sentence, value in zip(batch, values, strict=True):
-            item = (float(value), -next(order), sentence)
+    # Each sentence is judged in its article, as classify judges it; the records carry the sentence along.
+    records = (
+        {"text": s.text, "prev": s.prev, "next": s.next, "article_id": s.article_id, "paragraph": s.paragraph, "sentence": s}
+        for s in _unlabelled(sentences, skip_ids, counts)
+    )
+    for block, scores in scored_records(records, model=model, batch_size=batch_size):
+        for record, value in zip(block, uncertainty(scores, model.thresholds), strict=True):
+            item = (float(value), -next(order), record["sentence"])
             if len(heap) < n:
                 heapq.heappush(heap, item)
             elif item[:2] > heap[0][:2]:

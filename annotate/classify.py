@@ -15,7 +15,9 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import ValidationError
 
+from . import article_context
 from ._io import batched
+from .article_context import ArticleKey
 from .errors import ModelError
 from .labels import LABELS
 from .schemas import SCHEMA_VERSION, ArticleDigest, CategoryDigest, ClassifiedSentence, Evidence, ModelCard, Sentence
@@ -53,18 +55,44 @@ class Model:
     def thresholds(self) -> NDArray[Any]:
         return np.array([self.card.thresholds[label] for label in LABELS])
 
-    def predict_proba(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> NDArray[Any]:
+    def predict_proba(
+        self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None, articles: Sequence[ArticleKey] | None = None
+    ) -> NDArray[Any]:
         """An ``(n, 4)`` array of probabilities, columns in :data:`LABELS` order.
 
         ``neighbours`` are each text's ``(previous, next)`` sentences in its
         article; a model with a context block reads them, others ignore them.
+        ``articles`` are each text's ``(article_id, paragraph)``, or None for
+        a text judged alone (all of them, when not given); a model with an
+        article-context stage reads them, so give whole articles.
         """
-        linear = np.asarray(self.pipeline.predict_proba(list(texts), neighbours=neighbours))
-        if self.tuned is None or not len(texts):
-            return linear
-        from .tuned import average
+        size = self.batch_size
+        chunks = [
+            self.first_stage(texts[start : start + size], None if neighbours is None else neighbours[start : start + size])
+            for start in range(0, len(texts), size)
+        ]
+        first = np.concatenate(chunks, axis=1) if chunks else self.first_stage([])
+        return self.finish(first, articles)
 
-        return average(linear, self.tuned.predict_proba(list(texts)), self.card.recipe.tuned_weight)
+    def first_stage(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> NDArray[Any]:
+        """``(parts, n, 4)``: the linear model's probabilities, and the tuned transformer's when the model has one."""
+        linear = np.asarray(self.pipeline.predict_proba(list(texts), neighbours=neighbours), dtype=float).reshape(len(texts), len(LABELS))
+        if self.tuned is None:
+            return linear[None]
+        tuned = self.tuned.predict_proba(list(texts)) if len(texts) else np.zeros_like(linear)
+        return np.stack([linear, tuned])
+
+    def finish(self, first: NDArray[Any], articles: Sequence[ArticleKey] | None = None) -> NDArray[Any]:
+        """The probabilities from :meth:`first_stage`'s parts, through the article-context stage when the model has one."""
+        if len(first) == 1:
+            mixed = first[0]
+        else:
+            from .tuned import average
+
+            mixed = average(first[0], first[1], self.card.recipe.tuned_weight)
+        if self.card.article_context is None:
+            return np.asarray(mixed)
+        return article_context.apply(self.card.article_context, first, mixed, articles)
 
     def with_encoder_threads(self, threads: int) -> Model:
         """This model with its sentence encoder and transformer (if any) using ``threads`` threads: one worker of many needs fewer."""
@@ -76,10 +104,21 @@ class Model:
 
         return dataclasses.replace(model, pipeline=dataclasses.replace(self.pipeline, encoder=Encoder(threads=threads)))
 
-    def predict(self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None) -> list[tuple[list[str], dict[str, float]]]:
-        """``(labels, scores)`` for each text."""
-        scores = self.predict_proba(texts, neighbours)
+    def predict(
+        self, texts: Sequence[str], neighbours: Sequence[tuple[str, str]] | None = None, articles: Sequence[ArticleKey] | None = None
+    ) -> list[tuple[list[str], dict[str, float]]]:
+        """``(labels, scores)`` for each text (see :meth:`predict_proba`)."""
+        scores = self.predict_proba(texts, neighbours, articles)
         return [decide(row, self.thresholds) for row in scores]
+
+    def predict_sentences(self, sentences: Sequence[Sentence]) -> list[tuple[list[str], dict[str, float]]]:
+        """:meth:`predict` for sentences, each judged in its article (consecutive sentences of one article)."""
+        return self.predict(*sentence_context(sentences))
+
+
+def sentence_context(sentences: Sequence[Sentence]) -> tuple[list[str], list[tuple[str, str]], list[ArticleKey]]:
+    """The texts, neighbours and article keys of ``sentences`` for :meth:`Model.predict_proba`."""
+    return [s.text for s in sentences], [(s.prev, s.next) for s in sentences], [(s.article_id, s.paragraph) for s in sentences]
 
 
 def decide(scores: NDArray[Any], thresholds: NDArray[Any]) -> tuple[list[str], dict[str, float]]:
@@ -152,6 +191,9 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
     if sorted(card.thresholds) != sorted(LABELS) or not all(0.0 <= value <= 1.0 for value in card.thresholds.values()):
         raise ModelError(f"{card_path}: the card needs a threshold from 0 to 1 for each of {', '.join(LABELS)}")
     _check_model_archive(data, model_path)
+    stage = card.article_context
+    if stage is not None and any(len(values) != article_context.feature_count(stage.parts) for values in stage.coefficients.values()):
+        raise ModelError(f"{card_path}: the article-context stage needs {article_context.feature_count(stage.parts)} coefficients per label; retrain the model")
     if card.encoder is not None:
         from .encoder import check_installed
 
@@ -265,11 +307,69 @@ def _check_model_archive(data: bytes, model_path: Path) -> None:
 
 
 def classify_records(records: Iterable[dict[str, Any]], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:
-    """Add ``labels`` and ``scores`` to each record (which needs a ``text``; ``prev`` and ``next`` are read when present), in batches."""
+    """Add ``labels`` and ``scores`` to each record, in input order.
+
+    A record needs a ``text``; ``prev``, ``next``, ``article_id`` and
+    ``paragraph`` are read when present (consecutive records with one
+    ``article_id`` are an article).
+    """
     thresholds = model.thresholds
-    for batch in batched(records, batch_size):
-        neighbours = [(record.get("prev") or "", record.get("next") or "") for record in batch]
-        yield from with_decisions(batch, model.predict_proba([record["text"] for record in batch], neighbours), thresholds)
+    for block, scores in scored_records(records, model=model, batch_size=batch_size):
+        yield from with_decisions(block, scores, thresholds)
+
+
+def scored_records(records: Iterable[dict[str, Any]], *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[tuple[list[dict[str, Any]], NDArray[Any]]]:
+    """Records with their probabilities, in input order, in blocks that never cut an article."""
+    first_stages = ((batch, model.first_stage([record["text"] for record in batch], record_neighbours(batch))) for batch in batched(records, batch_size))
+    return by_whole_articles(first_stages, model)
+
+
+def record_neighbours(records: Sequence[dict[str, Any]]) -> list[tuple[str, str]]:
+    return [(record.get("prev") or "", record.get("next") or "") for record in records]
+
+
+def article_key(record: dict[str, Any]) -> ArticleKey:
+    """A record's ``(article_id, paragraph)``, or None when it names no article."""
+    article = record.get("article_id")
+    return (str(article), record.get("paragraph")) if article else None
+
+
+def by_whole_articles(
+    first_stages: Iterable[tuple[list[dict[str, Any]], NDArray[Any]]], model: Model
+) -> Iterator[tuple[list[dict[str, Any]], NDArray[Any]]]:
+    """Batches of records with their :meth:`Model.first_stage` parts, finished into probabilities.
+
+    The article-context stage needs each article whole, so the records of an
+    article that goes on into the next batch wait for it: only the parts
+    (a few numbers per sentence) of one article are held back at a time.
+    """
+    if model.card.article_context is None:
+        for records, first in first_stages:
+            yield records, model.finish(first)
+        return
+    waiting: list[dict[str, Any]] = []
+    parts: list[NDArray[Any]] = []
+    for records, first in first_stages:
+        waiting.extend(records)
+        parts.append(first)
+        complete = _complete_articles(waiting)
+        if complete:
+            joined = np.concatenate(parts, axis=1)
+            yield waiting[:complete], model.finish(joined[:, :complete], [article_key(record) for record in waiting[:complete]])
+            waiting, parts = waiting[complete:], [joined[:, complete:]]
+    if waiting:
+        yield waiting, model.finish(np.concatenate(parts, axis=1), [article_key(record) for record in waiting])
+
+
+def _complete_articles(records: Sequence[dict[str, Any]]) -> int:
+    """How many leading records are sure to be whole articles: all but the last article's run."""
+    last = article_key(records[-1])
+    if last is None:
+        return len(records)
+    start = len(records) - 1
+    while start > 0 and (key := article_key(records[start - 1])) is not None and key[0] == last[0]:
+        start -= 1
+    return start
 
 
 def with_decisions(records: Sequence[dict[str, Any]], scores: NDArray[Any], thresholds: NDArray[Any]) -> Iterator[dict[str, Any]]:

@@ -214,6 +214,7 @@ def labels_import(export_file: Path, labels_dir: Path, name: str, as_json: bool)
 @click.option("-C", "c", type=click.FloatRange(min=0, min_open=True), help=f"Inverse regularisation strength  [default: {Recipe().c:g}]")
 @click.option("--tuned-weight", type=click.FloatRange(0, 1), help=f"Share of the fine-tuned transformer in each probability; 0 = none  [default: {Recipe().tuned_weight}]")
 @click.option("--tuned-archive", type=click.Path(path_type=Path, dir_okay=False), help="Tuned-transformer archive to build on (tools/tune_e5.py writes one)  [default: the bundled default model's]")
+@click.option("--article-context/--no-article-context", default=None, help="Re-weigh each sentence with its article's scores (the article-context stage)  [default: on]")
 @click.option("--set-weight", "set_weights", metavar="NAME=W", multiple=True, help="Sample weight of one label set's rows, e.g. starter=0.3 (repeatable; sets not named weigh 1; the invented starter set weighs 0 unless named).")
 @force_option
 @click.option("--json", "as_json", is_flag=True, help="Print the model card as JSON on stdout.")
@@ -227,6 +228,7 @@ def train(
     c: float | None,
     tuned_weight: float | None,
     tuned_archive: Path | None,
+    article_context: bool | None,
     set_weights: tuple[str, ...],
     force: bool,
     as_json: bool,
@@ -258,6 +260,7 @@ def train(
         raise click.UsageError("--tuned-archive needs the transformer: --tuned-weight must be above 0.")
     recipe = Recipe(
         **({"c": c} if c is not None else {}), encoder_weight=encoder, context_weight=context, tuned_weight=tuned,
+        article_context=default.article_context if article_context is None else article_context,
         set_weights={**default.set_weights, **parse_set_weights(set_weights)},
     )  # fmt: skip
     check_inputs([tuned_archive] if tuned_archive else [])
@@ -699,7 +702,7 @@ def studio_push(
     predictor, version = None, None
     if model_dir is not None or rules:
         model = model_or_rules(model_dir, rules=rules)
-        predictor, version = model.predict, model.card.model_id
+        predictor, version = model.predict_sentences, model.card.model_id
     total = len({row.sentence_id for row in rows})
     with studio_connect(url, api_key) as client, tqdm(total=total, unit=" sentences", disable=True if quiet else None, file=sys.stderr, dynamic_ncols=True) as bar:
         report = push(client, rows, project=project, predictor=predictor, model_version=version, batch_size=batch_size, update_config=update_config, progress=bar.update)

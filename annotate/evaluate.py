@@ -314,7 +314,7 @@ def model_evaluation(
         raise InputError("the test file has no labelled sentences")
     texts = [row.text for row in test_rows]
     targets = label_matrix(test_rows)
-    scores = model.predict_proba(texts, neighbours_of(test_rows))
+    scores = model.predict_proba(texts, neighbours_of(test_rows), [(row.article_id, row.paragraph) for row in test_rows])
     decisions = (scores >= model.thresholds).astype(np.int8)
     curves: dict[float, list[LearningPoint]] = {}
     # The curves retrain the linear model on shares of the labels; the tuned transformer stays as it was tuned.

@@ -122,6 +122,6 @@ def rules_model(rules: KeywordRules | None = None) -> Model:
         created="",
         model_sha256=rules.version.removeprefix("rules-"),
         model_file=rules.path.name,
-        recipe=Recipe(encoder_weight=0, context_weight=0, tuned_weight=0),
+        recipe=Recipe(encoder_weight=0, context_weight=0, tuned_weight=0, article_context=False),
     )
     return Model(pipeline=rules, card=card, path=rules.path)

@@ -1,8 +1,9 @@
 """Classify at corpus scale: streamed, in parallel processes, or on a Dask cluster.
 
 Every engine gives the same rows in the same order with the same labels and
-scores: the model scores each sentence on its own, so how the input is cut
-into batches, processes or partitions cannot change a result.
+scores: the model scores each sentence with its own article only, and no
+batch, process or partition cuts an article's context stage, so how the input
+is cut cannot change a result.
 
 - One process (``jobs=1``): read, classify in batches, write, all streamed.
 - ``jobs=N``: the main process reads and writes; N worker processes, each
@@ -26,8 +27,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
+import orjson
+
 from ._io import batched, line_ranges, open_records, read_jsonl, read_jsonl_range
-from .classify import BATCH_SIZE, Model, classify_records, digest, with_decisions
+from .classify import BATCH_SIZE, Model, by_whole_articles, classify_records, digest, record_neighbours, with_decisions
 from .encoder import available_cores
 from .errors import AnnotateError, InputError, SchemaError
 from .ingest import JSONL_SUFFIXES, SUPPORTED_SUFFIXES, article_from_record, read_articles, read_file
@@ -130,12 +133,11 @@ def classify_sentence_records(
         yield from classify_records(records, model=model, batch_size=batch_size)
         return
     thresholds = model.thresholds
-    chunks = (
-        (chunk, ([record["text"] for record in chunk], [(record.get("prev") or "", record.get("next") or "") for record in chunk]))
-        for chunk in batched(records, batch_size)
-    )
-    for chunk, scores in _ordered_map(_score_texts, chunks, jobs=jobs, model=model, batch_size=batch_size):
-        yield from with_decisions(chunk, scores, thresholds)
+    chunks = ((chunk, ([record["text"] for record in chunk], record_neighbours(chunk))) for chunk in batched(records, batch_size))
+    # The workers run the first stage, the costly part; the article-context stage needs whole articles, so it runs here.
+    first_stages = _ordered_map(_first_stage, chunks, jobs=jobs, model=model, batch_size=batch_size)
+    for block, scores in by_whole_articles(first_stages, model):
+        yield from with_decisions(block, scores, thresholds)
 
 
 def classify_articles(
@@ -181,9 +183,9 @@ def _init_worker(model: Model, batch_size: int) -> None:
     _worker_model, _worker_batch_size = model, batch_size
 
 
-def _score_texts(texts_and_neighbours: tuple[list[str], list[tuple[str, str]]]) -> Any:
+def _first_stage(texts_and_neighbours: tuple[list[str], list[tuple[str, str]]]) -> Any:
     assert _worker_model is not None
-    return _worker_model.predict_proba(*texts_and_neighbours)
+    return _worker_model.first_stage(*texts_and_neighbours)
 
 
 def _classify_article_chunk(articles: list[Article]) -> list[dict[str, Any]]:
@@ -260,9 +262,10 @@ class PartitionResult:
 def plan_partitions(paths: Sequence[Path | str], *, kind: InputKind, partition_bytes: int = PARTITION_BYTES) -> list[Partition]:
     """Cut the input into partitions of about ``partition_bytes``, in input order.
 
-    JSONL files (sentences, or articles one per line) are cut between lines;
-    other article files are never split, only grouped. An article never spans
-    two partitions, so per-article digests can be made in each.
+    JSONL files (sentences, or articles one per line) are cut between lines,
+    and sentence files between articles; other article files are never split,
+    only grouped. An article never spans two partitions, so each partition
+    can judge its sentences in their articles and make their digests.
     """
     pieces: list[tuple[Piece, int, bool]] = []  # (piece, size, may share a partition)
     for path in paths:
@@ -276,7 +279,7 @@ def plan_partitions(paths: Sequence[Path | str], *, kind: InputKind, partition_b
             if kind == "sentences" or file.suffix.lower() in JSONL_SUFFIXES:
                 pieces.extend(
                     (Piece(str(file), start, end, line), end - start, False)
-                    for start, end, line in line_ranges(file, target_bytes=partition_bytes)
+                    for start, end, line in line_ranges(file, target_bytes=partition_bytes, group=_article_of_line if kind == "sentences" else None)
                 )
             else:
                 pieces.append((Piece(str(file)), file.stat().st_size, True))
@@ -295,6 +298,15 @@ def plan_partitions(paths: Sequence[Path | str], *, kind: InputKind, partition_b
     if group:
         partitions.append(Partition(len(partitions), kind, tuple(group)))
     return partitions
+
+
+def _article_of_line(line: bytes) -> object:
+    """A sentence line's ``article_id`` (None when it has none): a partition never cuts an article."""
+    try:
+        record = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return None
+    return (record.get("article_id") or None) if isinstance(record, dict) else None
 
 
 def partition_records(partition: Partition, *, model: Model, batch_size: int = BATCH_SIZE) -> Iterator[dict[str, Any]]:

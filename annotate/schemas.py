@@ -134,6 +134,9 @@ class Recipe(_Contract):
     tuned_weight: float = Field(
         default=0.5, ge=0, le=1, title="Share of the fine-tuned transformer in each probability, the rest being the linear model's; 0 leaves it out"
     )
+    article_context: bool = Field(
+        default=True, title="Re-weigh each sentence's probabilities with those of its article (the article-context stage)"
+    )
     set_weights: dict[str, float] = Field(
         default_factory=lambda: {"starter": 0.0},
         title="Sample weight per label-set name; 1 when not listed, 0 leaves a set out. The invented starter set is left out by default",
@@ -156,6 +159,14 @@ class TunedSpec(_Contract):
     unseen_sentences: int = Field(ge=0, title="Training sentences the tuned layers never saw: the thresholds and metrics come from these")
 
 
+class ArticleContext(_Contract):
+    """The fitted article-context stage (:mod:`annotate.article_context`): one logistic regression per label."""
+
+    parts: int = Field(ge=1, le=2, title="First-stage parts it reads: the linear model, and the tuned transformer when there is one")
+    coefficients: dict[str, list[float]] = Field(title="Per label, one coefficient per number the stage reads of a sentence")
+    intercepts: dict[str, float]
+
+
 class ModelCard(_Contract):
     """The JSON card saved beside every model."""
 
@@ -175,21 +186,30 @@ class ModelCard(_Contract):
     recipe: Recipe
     encoder: EncoderSpec | None = Field(default=None, title="The sentence encoder the model needs; none for the fast n-gram-only model")
     tuned: TunedSpec | None = Field(default=None, title="The fine-tuned transformer the model averages in; none when the recipe's tuned_weight is 0")
+    article_context: ArticleContext | None = Field(default=None, title="The article-context stage; none when the recipe has none")
 
     @model_validator(mode="before")
     @classmethod
-    def _recipes_before_the_transformer(cls, data: object) -> object:
-        # Cards written before the tuned transformer existed have no tuned_weight: their models have none.
-        if isinstance(data, dict) and isinstance(data.get("recipe"), dict) and "tuned_weight" not in data["recipe"]:
-            return {**data, "recipe": {**data["recipe"], "tuned_weight": 0.0}}
+    def _recipes_of_older_cards(cls, data: object) -> object:
+        # Cards written before the tuned transformer or the article-context stage existed: their models have neither.
+        if isinstance(data, dict) and isinstance(recipe := data.get("recipe"), dict):
+            return {**data, "recipe": {"tuned_weight": 0.0, "article_context": False, **recipe}}
         return data
 
     @model_validator(mode="after")
-    def _encoders_match_recipe(self) -> ModelCard:
+    def _parts_match_recipe(self) -> ModelCard:
         if (self.encoder is None) != (self.recipe.encoder_weight == 0):
             raise ValueError("the card names a sentence encoder exactly when its recipe's encoder_weight is above 0")
         if (self.tuned is None) != (self.recipe.tuned_weight == 0):
             raise ValueError("the card names a tuned transformer exactly when its recipe's tuned_weight is above 0")
+        if (self.article_context is None) == self.recipe.article_context:
+            raise ValueError("the card holds an article-context stage exactly when its recipe has article_context")
+        if self.article_context is not None:
+            stage, parts = self.article_context, 1 + (self.tuned is not None)
+            if stage.parts != parts:
+                raise ValueError(f"the article-context stage reads {stage.parts} first-stage parts, the model has {parts}")
+            if sorted(stage.coefficients) != sorted(self.labels) or sorted(stage.intercepts) != sorted(self.labels):
+                raise ValueError("the article-context stage needs coefficients and an intercept for each label")
         return self
 
 

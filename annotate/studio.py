@@ -39,7 +39,7 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.core.request_options import RequestOptions
 from pydantic import BaseModel
 
-from ._io import atomic_write, batched
+from ._io import atomic_write
 from .dataset import ImportReport, import_export
 from .errors import InputError, StudioAuthError, StudioConnectionError, StudioError
 from .labels import LABEL_HINTS, LABEL_NAMES, LABELS
@@ -187,7 +187,7 @@ def predictions_for(sentences: Sequence[Sentence], model: Model) -> list[dict[st
     """The model's pre-annotation for each sentence."""
     return [
         prediction_payload(labels, score=prediction_confidence(scores), model_version=model.card.model_id)
-        for labels, scores in model.predict([sentence.text for sentence in sentences], [(sentence.prev, sentence.next) for sentence in sentences])
+        for labels, scores in model.predict_sentences(sentences)
     ]
 
 
@@ -203,8 +203,8 @@ def build_tasks(
 
 # --- the client ------------------------------------------------------------------------
 
-Predictor = Callable[[list[str], list[tuple[str, str]]], list[tuple[list[str], dict[str, float]]]]
-"""``predictor(texts, neighbours) -> [(labels, {label: probability}), ...]``, one per text; ``neighbours`` are ``(prev, next)``."""
+Predictor = Callable[[Sequence[Sentence]], list[tuple[list[str], dict[str, float]]]]
+"""``predictor(sentences) -> [(labels, {label: probability}), ...]``, one per sentence, as :meth:`~annotate.classify.Model.predict_sentences`."""
 
 _T = TypeVar("_T")
 _MAX_DELAY = 30.0
@@ -562,18 +562,17 @@ def _model_versions(value: Any) -> frozenset[str]:
     return frozenset(v.strip() for v in str(value).split(",") if v.strip())
 
 
-def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str, batch_size: int) -> list[dict[str, Any]]:
-    """Validated Label Studio predictions for ``sentences``; raises before anything is sent."""
+def predict_payloads(sentences: Sequence[Sentence], predictor: Predictor, *, model_version: str) -> list[dict[str, Any]]:
+    """Validated Label Studio predictions for ``sentences`` (all at once: the model judges each in its article); raises before anything is sent."""
+    outputs = predictor(sentences)
+    if len(outputs) != len(sentences):
+        raise InputError(f"the model returned {len(outputs)} predictions for {len(sentences)} sentences")
     payloads: list[dict[str, Any]] = []
-    for batch in batched(sentences, batch_size):
-        outputs = predictor([s.text for s in batch], [(s.prev, s.next) for s in batch])
-        if len(outputs) != len(batch):
-            raise InputError(f"the model returned {len(outputs)} predictions for {len(batch)} sentences")
-        for sentence, (labels, scores) in zip(batch, outputs, strict=True):
-            try:
-                payloads.append(prediction_payload(labels, score=prediction_confidence(scores), model_version=model_version))
-            except InputError as e:
-                raise InputError(f"sentence {sentence.sentence_id}: {e}") from e
+    for sentence, (labels, scores) in zip(sentences, outputs, strict=True):
+        try:
+            payloads.append(prediction_payload(labels, score=prediction_confidence(scores), model_version=model_version))
+        except InputError as e:
+            raise InputError(f"sentence {sentence.sentence_id}: {e}") from e
     return payloads
 
 
@@ -623,7 +622,7 @@ def push(
     # label sends nothing (predicting is cheap next to a round trip).
     predicted: dict[str, dict[str, Any]] = {}
     if predictor is not None and model_version:
-        payloads = predict_payloads(list(unique.values()), predictor, model_version=model_version, batch_size=batch_size)
+        payloads = predict_payloads(list(unique.values()), predictor, model_version=model_version)
         predicted = dict(zip(unique, payloads, strict=True))
 
     found, created, config_updated, _ = ensure_project(client, project, update_config=update_config)

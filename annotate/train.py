@@ -13,6 +13,8 @@ at all (the card names it).
 The default model also averages in the fine-tuned transformer of
 :mod:`annotate.tuned` (the recipe's ``tuned_weight``): training copies its
 archive as it is and picks the thresholds on the sentences it was not tuned on.
+Both models then get the article-context stage (:mod:`annotate.article_context`),
+fitted on the sentences whose first-stage scores are honest.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from sklearn.metrics import brier_score_loss, precision_recall_fscore_support
 from sklearn.model_selection import GroupKFold
 from sklearn.pipeline import Pipeline
 
-from . import tuned
+from . import article_context, tuned
 from ._io import atomic_write
 from .dataset import rows_sha256
 from .encoder import DIMENSIONS, Encoder, Neighbours, dense_rows, installed_spec
@@ -291,6 +293,15 @@ def cross_validate(
     return metrics_table(targets, decisions, scores), scores, decisions
 
 
+def fold_metrics(scores: NDArray[Any], targets: NDArray[Any], groups: Sequence[str]) -> dict[str, dict[str, float]]:
+    """Metrics of out-of-fold ``scores``, each article's thresholds picked on the other articles."""
+    articles = np.asarray(groups)
+    decisions = np.zeros(targets.shape, dtype=np.int8)
+    for train_index, test_index in GroupKFold(n_splits=min(CV_FOLDS, len(set(groups)))).split(scores, targets, articles):
+        decisions[test_index] = scores[test_index] >= best_thresholds(targets[train_index], scores[train_index])
+    return metrics_table(targets, decisions, scores)
+
+
 def library_versions() -> dict[str, str]:
     import pydantic
     import scipy
@@ -329,6 +340,9 @@ def train(
     layers have seen most real-article sentences, so thresholds and metrics
     come from the training sentences it has not seen (the linear model's scores
     of those are out-of-fold, as always).
+
+    With ``article_context`` in the recipe, the article-context stage is fitted
+    on those same honest scores, and the thresholds and metrics are the stage's.
     """
     import skops.io
 
@@ -345,13 +359,28 @@ def train(
     tuned_part = _TunedPart.prepare(Path(tuned_archive) if tuned_archive else None, rows) if recipe.tuned_weight else None
     encoder = Encoder() if recipe.encoder_weight else None
     embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
-    linear_scores = out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
-    thresholds = best_thresholds(targets, linear_scores) if tuned_part is None else tuned_part.thresholds(linear_scores, targets, recipe.tuned_weight)
     metrics: dict[str, dict[str, float]] = {}
-    if evaluate:
+    if evaluate and tuned_part is None and not recipe.article_context:
         metrics, linear_scores, _ = cross_validate(rows, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
-        if tuned_part is not None:
-            metrics = tuned_part.metrics(linear_scores, targets, groups, recipe.tuned_weight)
+    else:
+        linear_scores = out_of_fold_scores(texts, targets, groups, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
+    # Thresholds (and the stage) come from rows with honest first-stage scores: the linear model's are out-of-fold,
+    # and the transformer's are honest only for the sentences it was not tuned on.
+    honest = np.ones(len(rows), dtype=bool) if tuned_part is None else tuned_part.unseen
+    first = linear_scores[None] if tuned_part is None else np.stack([linear_scores[honest], tuned_part.scores])
+    mixed = first[0] if tuned_part is None else tuned.average(first[0], first[1], recipe.tuned_weight)
+    honest_rows = [row for row, kept in zip(rows, honest, strict=True) if kept]
+    honest_groups = [row.article_id for row in honest_rows]
+    honest_weight = None if sample_weight is None else np.asarray(sample_weight)[honest]
+    stage = None
+    scores = mixed
+    if recipe.article_context:
+        keys = [(row.article_id, row.paragraph) for row in honest_rows]
+        scores = article_context.out_of_fold(first, mixed, targets[honest], keys, honest_groups, honest_weight, folds=CV_FOLDS)
+        stage = article_context.fit(first, mixed, targets[honest], keys, honest_weight)
+    thresholds = best_thresholds(targets[honest], scores)
+    if evaluate and (tuned_part is not None or stage is not None):
+        metrics = fold_metrics(scores, targets[honest], honest_groups)
     model = fit_model(texts, targets, recipe=recipe, embeddings=embeddings, sample_weight=sample_weight)
 
     model_dir = Path(model_dir)
@@ -382,6 +411,7 @@ def train(
         recipe=recipe,
         encoder=installed_spec() if recipe.encoder_weight else None,
         tuned=tuned_spec,
+        article_context=stage,
     )
     with atomic_write(model_dir / CARD_FILE) as handle:
         handle.write(json.dumps(card.model_dump(), indent=2, ensure_ascii=False) + "\n")
@@ -426,20 +456,13 @@ class _TunedPart:
                     f"its threshold needs at least {MIN_UNSEEN_EXAMPLES} positive and negative ones: add annotations of other articles, "
                     "or train without the transformer (--tuned-weight 0)"
                 )
+        if len({row.article_id for row, new in zip(rows, unseen, strict=True) if new}) < 2:
+            raise DatasetError(
+                "the training sentences the tuned transformer has not seen come from fewer than 2 articles; thresholds need "
+                "cross-validation over them: add annotations of other articles, or train without the transformer (--tuned-weight 0)"
+            )
         scores = tuned.TunedTransformer(source).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
         return cls(source, data, base, sorted(contents.layers), unseen, scores)
-
-    def thresholds(self, linear_scores: NDArray[Any], targets: NDArray[Any], weight: float) -> NDArray[Any]:
-        return best_thresholds(targets[self.unseen], tuned.average(linear_scores[self.unseen], self.scores, weight))
-
-    def metrics(self, linear_scores: NDArray[Any], targets: NDArray[Any], groups: Sequence[str], weight: float) -> dict[str, dict[str, float]]:
-        """Metrics of the averaged scores on the unseen rows, each article's thresholds picked on the other articles."""
-        scores = tuned.average(linear_scores[self.unseen], self.scores, weight)
-        truth, articles = targets[self.unseen], np.asarray(groups)[self.unseen]
-        decisions = np.zeros(truth.shape, dtype=np.int8)
-        for train_index, test_index in GroupKFold(n_splits=min(CV_FOLDS, len(set(articles)))).split(scores, truth, articles):
-            decisions[test_index] = scores[test_index] >= best_thresholds(truth[train_index], scores[train_index])
-        return metrics_table(truth, decisions, scores)
 
     def install(self, model_dir: Path) -> TunedSpec:
         """Copy the archive into ``model_dir`` under a name made of its content; the spec for the card."""
