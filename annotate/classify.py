@@ -192,8 +192,13 @@ def load_model(path: Path | str | None = None, *, quick: bool = False) -> Model:
         raise ModelError(f"{card_path}: the card needs a threshold from 0 to 1 for each of {', '.join(LABELS)}")
     _check_model_archive(data, model_path)
     stage = card.article_context
-    if stage is not None and any(len(values) != article_context.feature_count(stage.parts) for values in stage.coefficients.values()):
-        raise ModelError(f"{card_path}: the article-context stage needs {article_context.feature_count(stage.parts)} coefficients per label; retrain the model")
+    if stage is not None and (
+        sorted(stage.coefficients) != sorted(LABELS)
+        or sorted(stage.intercepts) != sorted(LABELS)
+        or any(len(values) != article_context.feature_count(stage.parts) for values in stage.coefficients.values())
+    ):
+        count = article_context.feature_count(stage.parts)
+        raise ModelError(f"{card_path}: the article-context stage needs {count} coefficients and an intercept per label; retrain the model")
     if card.encoder is not None:
         from .encoder import check_installed
 

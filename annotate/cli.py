@@ -246,7 +246,7 @@ def train(
         annotate train --labels labels/ --set-weight starter=0.3 -o models/mine
     """
     from .dataset import load_labels_by_set
-    from .train import sample_weights, train
+    from .train import MIN_STAGE_ARTICLES, sample_weights, train
 
     if fast and (encoder_weight or context_weight or tuned_weight):
         raise click.UsageError("--fast trains without the encoder and transformer: give --fast or their weights, not both.")
@@ -270,6 +270,8 @@ def train(
     left_out = sorted({name for name in sets if recipe.set_weights.get(name, 1.0) == 0})
     note(f"training on {labels_path}" + (f" (sets weighted 0, left out: {', '.join(left_out)}; --set-weight NAME=W trains on them)" if left_out else "") + " ...")
     result = train(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval, tuned_archive=tuned_archive)
+    if recipe.article_context and not result.card.recipe.article_context:
+        note(f"trained without the article-context stage: it needs sentences of at least {MIN_STAGE_ARTICLES} articles with honest first-stage scores")
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))
         return

@@ -25,7 +25,7 @@ class FixedScores:
 
 
 def fixed_model(scores: dict[str, list[float]], real_model: Model) -> Model:
-    card = real_model.card.model_copy(update={"thresholds": dict(zip(LABELS, THRESHOLDS.tolist(), strict=True))})
+    card = real_model.card.model_copy(update={"thresholds": dict(zip(LABELS, THRESHOLDS.tolist(), strict=True)), "article_context": None})
     return Model(pipeline=FixedScores(scores), card=card, path=real_model.path)
 
 

@@ -178,5 +178,22 @@ def test_a_stage_with_the_wrong_number_of_coefficients_is_refused(small_model: P
     card = json.loads((folder / "model_card.json").read_text(encoding="utf-8"))
     card["article_context"]["coefficients"]["safety_risk"].pop()
     (folder / "model_card.json").write_text(json.dumps(card), encoding="utf-8")
-    with pytest.raises(ModelError, match="needs 33 coefficients per label; retrain the model"):
+    with pytest.raises(ModelError, match="needs 33 coefficients and an intercept per label; retrain the model"):
         load_model(folder)
+
+
+def test_a_label_set_of_few_articles_is_trained_without_the_stage(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from annotate.cli import cli
+    from annotate.train import MIN_STAGE_ARTICLES
+
+    rows = starter_articles(30)
+    assert len({row.article_id for row in rows}) < MIN_STAGE_ARTICLES
+    labels = tmp_path / "labels.jsonl"
+    labels.write_text("".join(row.model_dump_json() + "\n" for row in rows), encoding="utf-8")
+    result = CliRunner().invoke(cli, ["train", "--labels", str(labels), "-o", str(tmp_path / "model"), "--no-eval", "--tuned-weight", "0", "--json"])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-1] == f"trained without the article-context stage: it needs sentences of at least {MIN_STAGE_ARTICLES} articles with honest first-stage scores"
+    card = load_model(tmp_path / "model").card
+    assert card.article_context is None and not card.recipe.article_context

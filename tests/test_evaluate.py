@@ -142,7 +142,8 @@ def test_model_evaluation_uses_the_model_thresholds(small_model: Path, rows) -> 
     result = model_evaluation(test_rows, model=model, rules=load_rules(), source="held back")
     assert result.model_id == model.card.model_id
     np.testing.assert_array_equal(result.thresholds, model.thresholds)
-    scores = model.predict_proba([r.text for r in test_rows], neighbours=[(r.prev, r.next) for r in test_rows])
+    # Each sentence judged in its article, as classify judges it.
+    scores = model.predict_proba([r.text for r in test_rows], [(r.prev, r.next) for r in test_rows], [(r.article_id, r.paragraph) for r in test_rows])
     np.testing.assert_array_equal(result.decisions, scores >= model.thresholds)
     assert result.learning_curve == []
     assert "held back" in render_report(result)

@@ -24,6 +24,11 @@ from .conftest import ROOT
 HELDOUT = label_set_files(ROOT / "labels" / "heldout")[-1]
 
 
+def f1_at(truth, predicted) -> float:
+    true_positives = float((truth.astype(bool) & predicted).sum())
+    return 2 * true_positives / max(float(truth.sum() + predicted.sum()), 1.0)
+
+
 @pytest.fixture(scope="module")
 def evaluations() -> dict[str, Evaluation]:
     rows = read_label_file(HELDOUT)
@@ -47,15 +52,28 @@ def test_the_default_model_is_the_default_recipe() -> None:
 
 def test_the_default_model_on_the_real_held_out_set(evaluations: dict[str, Evaluation]) -> None:
     metrics, baseline = evaluations["default"].metrics, evaluations["default"].baseline
-    assert metrics["macro"]["f1"] >= 0.80
-    assert all(metrics[label]["f1"] >= 0.71 for label in LABELS)
+    assert metrics["macro"]["f1"] >= 0.815
+    assert all(metrics[label]["f1"] >= 0.74 for label in LABELS)
     assert metrics["macro"]["f1"] >= baseline["macro"]["f1"] + 0.25
 
 
 def test_the_fast_model_on_the_real_held_out_set_and_the_default_above_it(evaluations: dict[str, Evaluation]) -> None:
     fast, default = evaluations["fast"].metrics, evaluations["default"].metrics
-    assert fast["macro"]["f1"] >= 0.72
-    assert default["macro"]["f1"] >= fast["macro"]["f1"] + 0.06
+    assert fast["macro"]["f1"] >= 0.76
+    assert default["macro"]["f1"] >= fast["macro"]["f1"] + 0.04
+
+
+@pytest.mark.parametrize("name", ["default", "fast"])
+def test_the_article_context_stage_gains_on_the_real_held_out_set(name: str, evaluations: dict[str, Evaluation]) -> None:
+    import numpy as np
+
+    model = load_model(name)
+    rows = read_label_file(HELDOUT)
+    first = model.first_stage([row.text for row in rows], [(row.prev, row.next) for row in rows])
+    without = first[0] if len(first) == 1 else 0.5 * (first[0] + first[1])
+    # The thresholds that the model without the stage would have had are not known here: its best ones on the held-out set itself.
+    best_without = np.mean([max(f1_at(evaluations[name].targets[:, j], without[:, j] >= t) for t in np.arange(0.2, 0.8, 0.01)) for j in range(len(LABELS))])
+    assert evaluations[name].metrics["macro"]["f1"] >= best_without + 0.005
 
 
 def test_the_transformer_was_tuned_on_training_sentences_only() -> None:

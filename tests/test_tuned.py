@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from annotate import article_context
 from annotate.classify import DEFAULT_MODEL_DIR, load_model
 from annotate.cli import cli
 from annotate.errors import DatasetError, ModelError
@@ -111,12 +112,15 @@ def test_the_default_card_names_the_installed_base_and_its_archive() -> None:
     assert card_of(DEFAULT_MODEL_DIR.parent / "fast")["tuned"] is None
 
 
-def test_the_default_model_averages_the_transformer_in() -> None:
+def test_the_default_model_reads_the_transformer_beside_its_linear_model() -> None:
     model = load_model()
-    weight = model.card.recipe.tuned_weight
-    expected = average(model.pipeline.predict_proba(TEXTS), original_tuned_predict(model.tuned, TEXTS), weight)
+    linear, transformer = model.pipeline.predict_proba(TEXTS), original_tuned_predict(model.tuned, TEXTS)
+    first = model.first_stage(TEXTS)
+    assert np.abs(first - np.stack([linear, transformer])).max() < 1e-6
+    assert model.card.article_context is not None
+    expected = article_context.apply(model.card.article_context, first, average(linear, transformer, model.card.recipe.tuned_weight), None)
     assert np.abs(model.predict_proba(TEXTS) - expected).max() < 1e-6
-    assert np.abs(model.predict_proba(TEXTS) - model.pipeline.predict_proba(TEXTS)).max() > 0.01
+    assert np.abs(model.predict_proba(TEXTS) - linear).max() > 0.01
 
 
 @pytest.mark.parametrize(
@@ -187,7 +191,12 @@ def test_thresholds_come_from_the_sentences_the_transformer_never_saw(tmp_path: 
     texts, targets = [row.text for row in rows], label_matrix(rows)
     linear = out_of_fold_scores(texts, targets, [row.article_id for row in rows], neighbours=neighbours_of(rows))[unseen]
     tuned = TunedTransformer(marked).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
-    expected = best_thresholds(targets[unseen], average(linear, tuned, card.recipe.tuned_weight))
+    unseen_rows = [row for row, new in zip(rows, unseen, strict=True) if new]
+    stage_scores = article_context.out_of_fold(
+        np.stack([linear, tuned]), average(linear, tuned, card.recipe.tuned_weight), targets[unseen],
+        [(row.article_id, row.paragraph) for row in unseen_rows], [row.article_id for row in unseen_rows],
+    )  # fmt: skip
+    expected = best_thresholds(targets[unseen], stage_scores)
     assert [card.thresholds[label] for label in LABELS] == pytest.approx(list(expected))
     assert sorted(path.name for path in (tmp_path / "model").glob("tuned-e5-*.npz")) == [card.tuned.file]
     assert load_model(tmp_path / "model").tuned is not None

@@ -98,7 +98,7 @@ def model_predictor() -> tuple[studio.Predictor, str]:
     from annotate import classify
 
     model = classify.load_model(None)
-    return model.predict, model.card.model_id
+    return model.predict_sentences, model.card.model_id
 
 
 def choices(*labels: str) -> list[dict[str, Any]]:
@@ -152,7 +152,7 @@ def test_push_with_model_predictions_that_annotators_see(studio_server: StudioSe
     predictions = predictions_by_task(studio_server, report.project_id)
     assert set(predictions) == {s.sentence_id for s in sentences}
     texts = {s.sentence_id: s.text for s in sentences}
-    expected = dict(zip(texts, predictor(list(texts.values()), [(s.prev, s.next) for s in sentences]), strict=True))
+    expected = dict(zip(texts, predictor(sentences), strict=True))
     for sentence_id, found in predictions.items():
         assert [p["model_version"] for p in found] == [version]
         chosen = found[0]["result"][0]["value"]["choices"] if found[0]["result"] else []
@@ -175,8 +175,8 @@ def test_prediction_with_unknown_label_is_refused_before_sending(studio_server: 
     client = connect(studio_server)
     sentences = make_sentences(5, prefix="bad")
 
-    def predictor(texts: list[str], neighbours: list[tuple[str, str]]) -> list[tuple[list[str], dict[str, float]]]:
-        return [(["financing", "astrology"], {"financing": 0.9, "astrology": 0.8}) for _ in texts]
+    def predictor(batch: Sequence[Sentence]) -> list[tuple[list[str], dict[str, float]]]:
+        return [(["financing", "astrology"], {"financing": 0.9, "astrology": 0.8}) for _ in batch]
 
     with pytest.raises(InputError, match=r"sentence bad-000000: prediction has labels not in the labelling config: astrology"):
         studio.push(client, sentences, project="bad predictions", predictor=predictor, model_version="m-bad")
@@ -527,7 +527,7 @@ def test_model_versions_are_read_as_the_backend_sends_them(studio_server: Studio
     sentences = make_sentences(4, prefix="versions")
     for version in ("m-first", "m-second"):
         studio.push(
-            client, sentences, project="model versions", predictor=lambda texts, neighbours: [(["financing"], {"financing": 0.9})] * len(texts), model_version=version
+            client, sentences, project="model versions", predictor=lambda batch: [(["financing"], {"financing": 0.9})] * len(batch), model_version=version
         )
     project = studio.find_project(client, "model versions")
     raw = list(sdk(studio_server).tasks.list(project=project.id, fields="all", include="id,data,predictions_model_versions"))
@@ -648,7 +648,7 @@ def test_labelling_page_shows_choices_and_context(
     sentences = make_sentences(5, prefix="page")
     report = studio.push(client, sentences, project="labelling page", predictor=predictor, model_version=version)
     # A sentence with context on both sides that the model tags, so that the ticked boxes show its prediction.
-    predicted_labels = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences], [(s.prev, s.next) for s in sentences])), strict=True))
+    predicted_labels = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor(sentences)), strict=True))
     shown = next((s for s in sentences if s.prev and s.next and predicted_labels[s.sentence_id]), None)
     assert shown is not None, f"the model tags none of the middle sentences: {predicted_labels}"
     predicted = sorted(predicted_labels[shown.sentence_id])
@@ -810,7 +810,7 @@ def test_full_loop_ingest_push_annotate_pull_train_classify(studio_server: Studi
     # The annotators start from the pre-annotations: alice accepts them, bob
     # (on every other sentence) changes one label every third time, carol skips one.
     predictor, version = model_predictor()
-    predicted = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor([s.text for s in sentences], [(s.prev, s.next) for s in sentences])), strict=True))
+    predicted = dict(zip((s.sentence_id for s in sentences), (labels for labels, _ in predictor(sentences)), strict=True))
     tasks = {sid: ids[0] for sid, ids in task_ids_by_sentence(studio_server, report["project_id"]).items()}
     alice, bob, carol = (studio_server.create_annotator(name) for name in ("alice", "bob2", "carol2"))
     as_alice, as_bob, as_carol = (sdk(studio_server, a.api_key) for a in (alice, bob, carol))
