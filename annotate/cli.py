@@ -270,7 +270,7 @@ def train(
     left_out = sorted({name for name in sets if recipe.set_weights.get(name, 1.0) == 0})
     note(f"training on {labels_path}" + (f" (sets weighted 0, left out: {', '.join(left_out)}; --set-weight NAME=W trains on them)" if left_out else "") + " ...")
     result = train(rows, model_dir=output, recipe=recipe, sample_weight=sample_weights(sets, recipe), evaluate=not no_eval, tuned_archive=tuned_archive)
-    if recipe.article_context and not result.card.recipe.article_context:
+    if recipe.article_context and result.card.article_context is None:
         note(f"trained without the article-context stage: it needs sentences of at least {MIN_STAGE_ARTICLES} articles with honest first-stage scores")
     if as_json:
         click.echo(result.card.model_dump_json(indent=2))

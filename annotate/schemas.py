@@ -186,7 +186,9 @@ class ModelCard(_Contract):
     recipe: Recipe
     encoder: EncoderSpec | None = Field(default=None, title="The sentence encoder the model needs; none for the fast n-gram-only model")
     tuned: TunedSpec | None = Field(default=None, title="The fine-tuned transformer the model averages in; none when the recipe's tuned_weight is 0")
-    article_context: ArticleContext | None = Field(default=None, title="The article-context stage; none when the recipe has none")
+    article_context: ArticleContext | None = Field(
+        default=None, title="The article-context stage; none when the recipe has none or the training sentences spanned too few articles"
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -202,8 +204,8 @@ class ModelCard(_Contract):
             raise ValueError("the card names a sentence encoder exactly when its recipe's encoder_weight is above 0")
         if (self.tuned is None) != (self.recipe.tuned_weight == 0):
             raise ValueError("the card names a tuned transformer exactly when its recipe's tuned_weight is above 0")
-        if (self.article_context is None) == self.recipe.article_context:
-            raise ValueError("the card holds an article-context stage exactly when its recipe has article_context")
+        if self.article_context is not None and not self.recipe.article_context:
+            raise ValueError("the card holds an article-context stage, but its recipe has none")
         if self.article_context is not None:
             stage, parts = self.article_context, 1 + (self.tuned is not None)
             if stage.parts != parts:

@@ -196,4 +196,5 @@ def test_a_label_set_of_few_articles_is_trained_without_the_stage(tmp_path: Path
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[-1] == f"trained without the article-context stage: it needs sentences of at least {MIN_STAGE_ARTICLES} articles with honest first-stage scores"
     card = load_model(tmp_path / "model").card
-    assert card.article_context is None and not card.recipe.article_context
+    # The recipe still asks for the stage: retrained on more articles (as the ML backend does), the model gets it.
+    assert card.article_context is None and card.recipe.article_context
