@@ -345,8 +345,8 @@ def by_whole_articles(
     """Batches of records with their :meth:`Model.first_stage` parts, finished into probabilities.
 
     The article-context stage needs each article whole, so the records of an
-    article that goes on into the next batch wait for it: only the parts
-    (a few numbers per sentence) of one article are held back at a time.
+    article that goes on into the next batch wait for it, with their parts:
+    at most one article is held back at a time.
     """
     if model.card.article_context is None:
         for records, first in first_stages:
@@ -355,9 +355,10 @@ def by_whole_articles(
     waiting: list[dict[str, Any]] = []
     parts: list[NDArray[Any]] = []
     for records, first in first_stages:
+        since = len(waiting)
         waiting.extend(records)
         parts.append(first)
-        complete = _complete_articles(waiting)
+        complete = _complete_articles(waiting, since)
         if complete:
             joined = np.concatenate(parts, axis=1)
             yield waiting[:complete], model.finish(joined[:, :complete], [article_key(record) for record in waiting[:complete]])
@@ -366,15 +367,24 @@ def by_whole_articles(
         yield waiting, model.finish(np.concatenate(parts, axis=1), [article_key(record) for record in waiting])
 
 
-def _complete_articles(records: Sequence[dict[str, Any]]) -> int:
-    """How many leading records are sure to be whole articles: all but the last article's run."""
+def _complete_articles(records: Sequence[dict[str, Any]], since: int) -> int:
+    """How many leading records are sure to be whole articles: all but the last article's run.
+
+    ``records[:since]`` are one unfinished article (or nothing), so only the
+    records after them are looked at: a long article costs no rescans.
+    """
     last = article_key(records[-1])
     if last is None:
         return len(records)
+
+    def continues(index: int) -> bool:
+        key = article_key(records[index])
+        return key is not None and key[0] == last[0]
+
     start = len(records) - 1
-    while start > 0 and (key := article_key(records[start - 1])) is not None and key[0] == last[0]:
+    while start > since and continues(start - 1):
         start -= 1
-    return start
+    return 0 if start == since and since > 0 and continues(since - 1) else start
 
 
 def with_decisions(records: Sequence[dict[str, Any]], scores: NDArray[Any], thresholds: NDArray[Any]) -> Iterator[dict[str, Any]]:
