@@ -38,7 +38,7 @@ REAL_SETS = tuple(
 
 
 def write_sentences(path: Path, count: int) -> None:
-    """``count`` distinct real sentences in article order, with their neighbours.
+    """``count`` distinct real sentences in article order, with their neighbours and articles.
 
     The encoder embeds each distinct text of a batch once, so repeating
     sentences would flatter the default model: past the real sets' sentences
@@ -50,7 +50,9 @@ def write_sentences(path: Path, count: int) -> None:
             row, round_number = rows[number % len(rows)], number // len(rows)
             suffix = f" ({round_number})" if round_number else ""
             neighbours = {key: row[key] + suffix if row[key] else "" for key in ("prev", "next")}
-            record = {"sentence_id": f"s{number:08d}", "text": row["text"] + suffix, **neighbours}
+            # With their articles, as ingest writes them: the article-context stage reads each article whole.
+            article = {"article_id": row["article_id"] + suffix, "paragraph": row["paragraph"]}
+            record = {"sentence_id": f"s{number:08d}", "text": row["text"] + suffix, **neighbours, **article}
             handle.write(orjson.dumps(record) + b"\n")
 
 
