@@ -278,7 +278,8 @@ def train(
     card = result.card
     click.echo(f"model {card.model_id} saved to {output} ({card.training_sentences} training sentences)")
     if card.tuned is not None:
-        note(f"thresholds and metrics from the {card.tuned.unseen_sentences} training sentences the tuned transformer never saw")
+        cross_fitted = f" and {card.tuned.cross_fitted_sentences} it has cross-fitted scores for" if card.tuned.cross_fitted_sentences else ""
+        note(f"thresholds and metrics from the {card.tuned.unseen_sentences} training sentences the tuned transformer never saw{cross_fitted}")
     if card.metrics:
         click.echo(f"{'label':<20} {'precision':>9} {'recall':>7} {'f1':>6} {'support':>8} {'threshold':>9}")
         for name, row in card.metrics.items():

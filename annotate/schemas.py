@@ -156,7 +156,12 @@ class TunedSpec(_Contract):
     sha256: str
     base: EncoderSpec
     layers: list[int] = Field(title="The base model's layers the archive replaces")
-    unseen_sentences: int = Field(ge=0, title="Training sentences the tuned layers never saw: the thresholds and metrics come from these")
+    unseen_sentences: int = Field(ge=0, title="Training sentences the tuned layers never saw")
+    cross_fitted_sentences: int = Field(
+        0,
+        ge=0,
+        title="Training sentences the tuned layers saw, scored by a transformer tuned without their publishers (the archive carries these scores)",
+    )
 
 
 class ArticleContext(_Contract):

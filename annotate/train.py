@@ -65,7 +65,8 @@ MODEL_PARTS = ("ngrams", "classifiers")
 FAST_RECIPE = Recipe(encoder_weight=0.0, context_weight=0.0, tuned_weight=0.0)
 # The article-context stage is fitted only on label sets whose honest first-stage scores span this many articles.
 MIN_STAGE_ARTICLES = 50
-# Each label needs this many positive and negative sentences the tuned transformer never saw, to pick its threshold.
+# Each label needs this many positive and negative sentences with honest transformer scores (never tuned on, or
+# cross-fitted), to pick its threshold.
 MIN_UNSEEN_EXAMPLES = 3
 
 
@@ -340,8 +341,9 @@ def train(
     (default: the bundled default model's) is copied into the model folder as
     it is, and its probabilities are averaged with the linear model's. Its
     layers have seen most real-article sentences, so thresholds and metrics
-    come from the training sentences it has not seen (the linear model's scores
-    of those are out-of-fold, as always).
+    come from the training sentences it has not seen and from those its
+    archive carries cross-fitted scores for (the linear model's scores are
+    out-of-fold, as always).
 
     With ``article_context`` in the recipe, the article-context stage is fitted
     on those same honest scores, and the thresholds and metrics are the stage's;
@@ -364,8 +366,8 @@ def train(
     encoder = Encoder() if recipe.encoder_weight else None
     embeddings = embed(texts, recipe, encoder, neighbours_of(rows))
     # Thresholds (and the stage) come from rows with honest first-stage scores: the linear model's are out-of-fold,
-    # and the transformer's are honest only for the sentences it was not tuned on.
-    honest = np.ones(len(rows), dtype=bool) if tuned_part is None else tuned_part.unseen
+    # and the transformer's are honest for the sentences it was not tuned on and for those its archive has cross-fitted.
+    honest = np.ones(len(rows), dtype=bool) if tuned_part is None else tuned_part.honest
     honest_rows = [row for row, kept in zip(rows, honest, strict=True) if kept]
     honest_groups = [row.article_id for row in honest_rows]
     honest_weight = None if sample_weight is None else np.asarray(sample_weight)[honest]
@@ -431,14 +433,19 @@ def train(
 
 @dataclass
 class _TunedPart:
-    """The tuned transformer during training: its archive and its probabilities for the sentences it never saw."""
+    """The tuned transformer during training: its archive and its honest probabilities.
+
+    Honest are the probabilities of the sentences it was never tuned on, and the
+    cross-fitted ones its archive carries for sentences it was tuned on.
+    """
 
     source: Path
     data: bytes
     spec: EncoderSpec
     layers: list[int]
-    unseen: NDArray[np.bool_]
-    scores: NDArray[Any]  # of the unseen rows
+    honest: NDArray[np.bool_]
+    unseen_count: int
+    scores: NDArray[Any]  # of the honest rows, in order
 
     @classmethod
     def prepare(cls, archive: Path | None, rows: Sequence[LabeledSentence]) -> _TunedPart:
@@ -454,22 +461,26 @@ class _TunedPart:
             raise ModelError(f"{source}: the transformer was tuned for labels {contents.about.get('labels')}, not {list(LABELS)}")
         texts = [row.text for row in rows]
         unseen = ~contents.has_seen(texts)
-        targets = label_matrix(rows)[unseen]
+        cross_fitted, cross_fitted_scores = contents.cross_fitted(texts)
+        honest = unseen | cross_fitted
+        targets = label_matrix(rows)[honest]
         for column, label in enumerate(LABELS):
             positives = int(targets[:, column].sum())
             if min(positives, len(targets) - positives) < MIN_UNSEEN_EXAMPLES:
                 raise DatasetError(
-                    f"label {label!r} is on {positives} of the {len(targets)} training sentences the tuned transformer has not seen; "
+                    f"label {label!r} is on {positives} of the {len(targets)} training sentences with honest transformer scores; "
                     f"its threshold needs at least {MIN_UNSEEN_EXAMPLES} positive and negative ones: add annotations of other articles, "
                     "or train without the transformer (--tuned-weight 0)"
                 )
-        if len({row.article_id for row, new in zip(rows, unseen, strict=True) if new}) < 2:
+        if len({row.article_id for row, kept in zip(rows, honest, strict=True) if kept}) < 2:
             raise DatasetError(
-                "the training sentences the tuned transformer has not seen come from fewer than 2 articles; thresholds need "
+                "the training sentences with honest transformer scores come from fewer than 2 articles; thresholds need "
                 "cross-validation over them: add annotations of other articles, or train without the transformer (--tuned-weight 0)"
             )
-        scores = tuned.TunedTransformer(source).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
-        return cls(source, data, base, sorted(contents.layers), unseen, scores)
+        scores = np.zeros((len(rows), len(LABELS)))
+        scores[cross_fitted] = cross_fitted_scores
+        scores[unseen] = tuned.TunedTransformer(source).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
+        return cls(source, data, base, sorted(contents.layers), honest, int(unseen.sum()), scores[honest])
 
     def install(self, model_dir: Path) -> TunedSpec:
         """Copy the archive into ``model_dir`` under a name made of its content; the spec for the card."""
@@ -478,7 +489,10 @@ class _TunedPart:
         if not (model_dir / name).is_file() or hashlib.sha256((model_dir / name).read_bytes()).hexdigest() != digest:
             with atomic_write(model_dir / name, mode="wb") as handle:
                 handle.write(self.data)
-        return TunedSpec(file=name, sha256=digest, base=self.spec, layers=self.layers, unseen_sentences=int(self.unseen.sum()))
+        return TunedSpec(
+            file=name, sha256=digest, base=self.spec, layers=self.layers, unseen_sentences=self.unseen_count,
+            cross_fitted_sentences=int(self.honest.sum()) - self.unseen_count,
+        )  # fmt: skip
 
 
 def train_label_sets(

@@ -32,7 +32,7 @@ import mmap
 import re
 import struct
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from functools import cache
 from importlib import metadata, util
 from pathlib import Path
@@ -286,27 +286,59 @@ def seen_keys(texts: Iterable[str]) -> NDArray[np.uint64]:
 
 @dataclass(frozen=True)
 class TunedArchive:
-    """The tuned layers (the top ones of the base model), the head and the keys of the sentences tuned on."""
+    """The tuned layers (the top ones of the base model), the head and the keys of the sentences tuned on.
+
+    It may also carry cross-fitted scores: for sentences it was tuned on, the
+    probabilities of a transformer tuned the same way without their publishers'
+    articles. Training treats them like the scores of sentences it never saw.
+    """
 
     layers: dict[int, dict[str, NDArray[Any]]]
     head_weight: NDArray[np.float32]  # (labels, hidden)
     head_bias: NDArray[np.float32]
     seen: NDArray[np.uint64]  # sorted
     about: dict[str, Any]
+    cross_fitted_keys: NDArray[np.uint64] = field(default_factory=lambda: np.zeros(0, dtype=np.uint64))  # sorted
+    cross_fitted_scores: NDArray[np.float32] = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))  # (keys, labels)
 
     def has_seen(self, texts: Sequence[str]) -> NDArray[np.bool_]:
-        keys = seen_keys(texts)
-        found = np.searchsorted(self.seen, keys)
-        matched: NDArray[np.bool_] = (found < len(self.seen)) & (self.seen[np.minimum(found, len(self.seen) - 1)] == keys)
-        return matched
+        return _positions(self.seen, seen_keys(texts)) >= 0
+
+    def cross_fitted(self, texts: Sequence[str]) -> tuple[NDArray[np.bool_], NDArray[np.float32]]:
+        """Which of ``texts`` have cross-fitted scores, and those scores (one row per such text)."""
+        positions = _positions(self.cross_fitted_keys, seen_keys(texts))
+        found = positions >= 0
+        return found, self.cross_fitted_scores[positions[found]].reshape(-1, len(self.head_bias))
+
+    def with_cross_fitted(self, *parts: tuple[NDArray[np.uint64], NDArray[np.float32]]) -> TunedArchive:
+        """This archive with the cross-fitted scores of ``parts`` (keys, scores) for the sentences it was tuned on."""
+        keys = np.concatenate([part_keys for part_keys, _ in parts])
+        scores = np.concatenate([part_scores for _, part_scores in parts])
+        if len(np.unique(keys)) != len(keys):
+            raise ModelError("the cross-fitted parts overlap: a sentence was left out of more than one")
+        if scores.ndim != 2 or scores.shape[1] != len(self.head_bias):
+            raise ModelError(f"cross-fitted scores need {len(self.head_bias)} columns, one per label")
+        tuned_on = _positions(self.seen, keys) >= 0
+        order = np.argsort(keys[tuned_on])
+        return replace(self, cross_fitted_keys=keys[tuned_on][order], cross_fitted_scores=scores[tuned_on][order].astype(np.float32))
 
     def save(self, path: Path) -> None:
         arrays: dict[str, NDArray[Any]] = {
             f"layer{n}.{name}": np.asarray(value, dtype=np.float16) for n, tensors in self.layers.items() for name, value in tensors.items()
         }
         arrays |= {"head.weight": self.head_weight, "head.bias": self.head_bias, "seen": np.sort(self.seen), "about": np.array(json.dumps(self.about))}
+        if len(self.cross_fitted_keys):
+            arrays |= {"cross_fitted.keys": self.cross_fitted_keys, "cross_fitted.scores": self.cross_fitted_scores}
         with open(path, "wb") as handle:
             np.savez(handle, **arrays)  # type: ignore[arg-type]  # numpy's stub reads the first keyword as allow_pickle
+
+
+def _positions(sorted_keys: NDArray[np.uint64], keys: NDArray[np.uint64]) -> NDArray[np.intp]:
+    """Where each of ``keys`` is in ``sorted_keys``, -1 where it is not."""
+    if not len(sorted_keys):
+        return np.full(len(keys), -1, dtype=np.intp)
+    found = np.minimum(np.searchsorted(sorted_keys, keys), len(sorted_keys) - 1)
+    return np.where(sorted_keys[found] == keys, found, -1)
 
 
 def read_archive(path: Path) -> TunedArchive:
@@ -320,9 +352,21 @@ def read_archive(path: Path) -> TunedArchive:
                 number, name = key.removeprefix("layer").split(".", 1)
                 layers.setdefault(int(number), {})[name] = value.astype(np.float32)
         about = json.loads(str(arrays["about"]))
-        return TunedArchive(layers, arrays["head.weight"].astype(np.float32), arrays["head.bias"].astype(np.float32), arrays["seen"], about)
+        contents = TunedArchive(layers, arrays["head.weight"].astype(np.float32), arrays["head.bias"].astype(np.float32), arrays["seen"], about)
+        if "cross_fitted.keys" in arrays:
+            contents = replace(contents, cross_fitted_keys=arrays["cross_fitted.keys"], cross_fitted_scores=arrays["cross_fitted.scores"])
+        return contents
     except (OSError, KeyError, ValueError) as e:
         raise ModelError(f"{path}: not a tuned-transformer archive of this toolkit ({type(e).__name__}: {e})") from e
+
+
+def read_cross_fitted(path: Path) -> tuple[NDArray[np.uint64], NDArray[np.float32]]:
+    """The keys and scores a cross-fit run of ``tools/tune_e5.py`` wrote."""
+    try:
+        with np.load(path, allow_pickle=False) as part:
+            return part["keys"].astype(np.uint64), part["scores"].astype(np.float32)
+    except (OSError, KeyError, ValueError) as e:
+        raise ModelError(f"{path}: not a cross-fit output of tools/tune_e5.py ({type(e).__name__}: {e})") from e
 
 
 def bundled_archive() -> Path:

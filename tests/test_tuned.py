@@ -28,6 +28,7 @@ from annotate.tuned import (
     build_graph,
     installed_spec,
     read_archive,
+    read_cross_fitted,
     seen_keys,
 )
 
@@ -202,6 +203,56 @@ def test_thresholds_come_from_the_sentences_the_transformer_never_saw(tmp_path: 
     assert load_model(tmp_path / "model").tuned is not None
 
 
+def test_cross_fitted_scores_stand_in_for_the_sentences_the_transformer_saw(tmp_path: Path) -> None:
+    rows = starter_articles(6)
+    articles = sorted({row.article_id for row in rows})
+    seen = set(articles[::2])
+    cross_fitted_articles = set(articles[:4]) & seen
+    texts, targets = [row.text for row in rows], label_matrix(rows)
+    marked = shipped_archive_seeing(tmp_path / "marked.npz", [row.text for row in rows if row.article_id in seen])
+    # Scores no transformer would give (the labels, softened), so that the thresholds show they were read.
+    planted = [row for row in rows if row.article_id in cross_fitted_articles]
+    keys, first = np.unique(seen_keys([row.text for row in planted]), return_index=True)
+    planted_scores = (0.1 + 0.8 * label_matrix(planted)).astype(np.float32)[first]
+    archive = read_archive(marked).with_cross_fitted((keys, planted_scores))
+    archive.save(tmp_path / "cross-fitted.npz")
+
+    card = train(rows, model_dir=tmp_path / "model", evaluate=False, tuned_archive=tmp_path / "cross-fitted.npz").card
+
+    unseen = np.array([row.article_id not in seen for row in rows])
+    cross_fitted = np.array([row.article_id in cross_fitted_articles for row in rows])
+    honest = unseen | cross_fitted
+    assert card.tuned is not None
+    assert (card.tuned.unseen_sentences, card.tuned.cross_fitted_sentences) == (int(unseen.sum()), int(cross_fitted.sum()))
+    tuned = np.zeros((len(rows), len(LABELS)))
+    tuned[unseen] = TunedTransformer(marked).predict_proba([text for text, new in zip(texts, unseen, strict=True) if new])
+    tuned[cross_fitted] = 0.1 + 0.8 * targets[cross_fitted]
+    linear = out_of_fold_scores(texts, targets, [row.article_id for row in rows], neighbours=neighbours_of(rows))[honest]
+    honest_rows = [row for row, kept in zip(rows, honest, strict=True) if kept]
+    stage_scores = article_context.out_of_fold(
+        np.stack([linear, tuned[honest]]), average(linear, tuned[honest], card.recipe.tuned_weight), targets[honest],
+        [(row.article_id, row.paragraph) for row in honest_rows], [row.article_id for row in honest_rows],
+    )  # fmt: skip
+    assert [card.thresholds[label] for label in LABELS] == pytest.approx(list(best_thresholds(targets[honest], stage_scores)))
+
+
+def test_cross_fitted_scores_are_kept_for_tuned_on_sentences_only_and_never_twice(tmp_path: Path) -> None:
+    marked = read_archive(shipped_archive_seeing(tmp_path / "marked.npz", ["one", "two", "three"]))
+    scores = np.array([[0.1, 0.2, 0.3, 0.4], [0.5, 0.6, 0.7, 0.8]], dtype=np.float32)
+    marked.with_cross_fitted((seen_keys(["two", "never tuned on"]), scores)).save(tmp_path / "with.npz")
+    restored = read_archive(tmp_path / "with.npz")
+    found, found_scores = restored.cross_fitted(["one", "two", "never tuned on"])
+    assert found.tolist() == [False, True, False]
+    assert found_scores.shape == (1, 4) and found_scores[0].tolist() == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    with pytest.raises(ModelError, match="overlap"):
+        marked.with_cross_fitted((seen_keys(["one"]), scores[:1]), (seen_keys(["one"]), scores[1:]))
+    with pytest.raises(ModelError, match="4 columns"):
+        marked.with_cross_fitted((seen_keys(["one"]), scores[:1, :3]))
+    np.savez(tmp_path / "not-scores.npz", other=np.zeros(2))
+    with pytest.raises(ModelError, match=r"not-scores\.npz: not a cross-fit output of tools/tune_e5\.py"):
+        read_cross_fitted(tmp_path / "not-scores.npz")
+
+
 def test_training_on_sentences_the_transformer_has_all_seen_stops_with_one_line(tmp_path: Path) -> None:
     rows = starter_articles(6)
     labels = tmp_path / "labels.jsonl"
@@ -211,7 +262,7 @@ def test_training_on_sentences_the_transformer_has_all_seen_stops_with_one_line(
     assert result.exit_code == 1
     progress, error = result.stderr.splitlines()
     assert progress.startswith("training on ") and "Traceback" not in result.stderr
-    assert error.startswith("Error: label 'regulatory_barrier' is on 0 of the 0 training sentences the tuned transformer has not seen;")
+    assert error.startswith("Error: label 'regulatory_barrier' is on 0 of the 0 training sentences with honest transformer scores;")
     assert not (tmp_path / "model" / "model_card.json").exists()
     with pytest.raises(DatasetError):
         train(rows, model_dir=tmp_path / "model", evaluate=False, tuned_archive=every)
