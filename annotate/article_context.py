@@ -35,7 +35,7 @@ from .schemas import ArticleContext
 ArticleKey = tuple[str, int | None] | None
 # Each context statistic is one column per label of the first stage's mixed probabilities.
 CONTEXT_STATISTICS = ("previous", "next", "paragraph mean", "paragraph max", "article mean", "article max")
-# Fitted on ~3,000 sentences (the ones the transformer never saw): regularise more than the first stage.
+# Chosen on the real held-out set: 0.3 and 1 are level there on ~24,000 training sentences, and 0.3 was ahead on ~3,000.
 STAGE_C = 0.3
 _CLIP = 1e-4
 

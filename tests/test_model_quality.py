@@ -52,8 +52,8 @@ def test_the_default_model_is_the_default_recipe() -> None:
 
 def test_the_default_model_on_the_real_held_out_set(evaluations: dict[str, Evaluation]) -> None:
     metrics, baseline = evaluations["default"].metrics, evaluations["default"].baseline
-    assert metrics["macro"]["f1"] >= 0.815
-    assert all(metrics[label]["f1"] >= 0.74 for label in LABELS)
+    assert metrics["macro"]["f1"] >= 0.82
+    assert all(metrics[label]["f1"] >= 0.77 for label in LABELS)
     assert metrics["macro"]["f1"] >= baseline["macro"]["f1"] + 0.25
 
 
@@ -87,6 +87,29 @@ def test_the_transformer_was_tuned_on_training_sentences_only() -> None:
     assert len(seen_held_out) < 12 and seen_held_out <= set(trained_on)
     unseen = int((~archive.has_seen(trained_on)).sum())
     assert unseen == model.card.tuned.unseen_sentences and 0 < unseen < len(trained_on) // 5
+
+
+def test_the_transformers_cross_fitted_scores_cover_what_it_was_tuned_on_and_are_not_its_own() -> None:
+    import numpy as np
+    from sklearn.metrics import average_precision_score
+
+    from annotate.train import label_matrix
+    from annotate.tuned import TunedTransformer
+
+    model = load_model("default")
+    archive = read_archive(model.tuned.archive)
+    rows = read_label_file(ROOT / "labels" / "real-v3.jsonl")
+    tuned_on = [row for row in rows if archive.has_seen([row.text])[0]]
+    found, scores = archive.cross_fitted([row.text for row in tuned_on])
+    # Left without one: the few strings that also stand in an article of another part ("Executive Summary").
+    assert found.mean() > 0.99 and int(found.sum()) == model.card.tuned.cross_fitted_sentences
+    # The transformer nearly knows the labels of what it was tuned on; the cross-fitted scores must come from one that did not.
+    sample = np.random.default_rng(0).choice(np.flatnonzero(found), 400, replace=False)
+    targets = label_matrix([tuned_on[n] for n in sample])
+    own = TunedTransformer(model.tuned.archive).predict_proba([tuned_on[n].text for n in sample])
+    for column in range(len(LABELS)):
+        cross_fitted = average_precision_score(targets[:, column], scores[np.searchsorted(np.flatnonzero(found), sample), column])
+        assert cross_fitted < average_precision_score(targets[:, column], own[:, column]) - 0.03
 
 
 def test_the_held_out_set_is_scored_against_its_annotators(evaluations: dict[str, Evaluation]) -> None:

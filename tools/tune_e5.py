@@ -274,7 +274,9 @@ def main() -> None:
         kept = [row for row in rows if is_dev(row) or cross_fit_part(row, parts) != part - 1]
         _, scores = tune(kept, left_out, layers=args.layers, epochs=args.epochs)
         keys, first = np.unique(seen_keys([row.text for row in left_out]), return_index=True)
-        np.savez(args.output, keys=keys, scores=scores[first].astype(np.float32))
+        # A sentence that also stands in a kept article ("Executive Summary") was tuned on: its score is not honest.
+        honest = ~np.isin(keys, seen_keys([row.text for row in kept]))
+        np.savez(args.output, keys=keys[honest], scores=scores[first[honest]].astype(np.float32))
     print(f"wrote {args.output}", file=sys.stderr)
 
 
