@@ -53,6 +53,7 @@ from numpy.typing import NDArray
 from transformers import BertConfig, BertModel
 
 from annotate.dataset import read_label_file
+from annotate.errors import AnnotateError
 from annotate.labels import LABELS
 from annotate.schemas import LabeledSentence
 from annotate.tuned import (
@@ -236,6 +237,17 @@ def cross_fit_part(row: LabeledSentence, parts: int) -> int:
     return int(hashlib.sha1(f"cross-fit:{publisher(row)}".encode()).hexdigest(), 16) % parts
 
 
+def part_of(value: str) -> tuple[int, int]:
+    """``--part I/N`` as ``(I, N)``, with 1 <= I <= N and N >= 2."""
+    try:
+        part, parts = (int(number) for number in value.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not I/N, e.g. 1/2") from None
+    if not 1 <= part <= parts or parts < 2:
+        raise argparse.ArgumentTypeError(f"{value!r}: I must be from 1 to N, and N at least 2")
+    return part, parts
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -246,13 +258,19 @@ def main() -> None:
         command.add_argument("-o", "--output", type=Path, required=True, help="the file to write (.npz)")
         command.add_argument("--layers", type=int, default=8, help="top layers to tune (of 12)")
         command.add_argument("--epochs", type=int, default=2)
-    commands.choices["cross-fit"].add_argument("--part", required=True, help="I/N: leave out part I of N (1-based)")
+    commands.choices["cross-fit"].add_argument("--part", type=part_of, required=True, help="I/N: leave out part I of N (1-based)")
     attach = commands.add_parser("attach", help="write ARCHIVE with the cross-fitted scores of the sentences it was tuned on")
     attach.add_argument("archive", type=Path)
     attach.add_argument("scores", type=Path, nargs="+", help="the cross-fit outputs, one per part")
     attach.add_argument("-o", "--output", type=Path, required=True)
     args = parser.parse_args()
+    try:
+        run(args)
+    except AnnotateError as e:
+        raise SystemExit(f"Error: {e}") from None
 
+
+def run(args: argparse.Namespace) -> None:
     if args.command == "attach":
         archive = read_archive(args.archive)
         with_scores = archive.with_cross_fitted(*(read_cross_fitted(path) for path in args.scores))
@@ -269,7 +287,7 @@ def main() -> None:
         archive.about["label_set"] = args.labels.stem
         archive.save(args.output)
     else:
-        part, parts = (int(number) for number in args.part.split("/"))
+        part, parts = args.part
         left_out = [row for row in fit if cross_fit_part(row, parts) == part - 1]
         kept = [row for row in rows if is_dev(row) or cross_fit_part(row, parts) != part - 1]
         _, scores = tune(kept, left_out, layers=args.layers, epochs=args.epochs)
